@@ -1,0 +1,123 @@
+"""Checkpoints: safetensors weights + ``config.json`` beside them, written atomically.
+
+A *model folder* (what ships in ``checkpoints/<name>/``) holds ``model.safetensors`` and
+``config.json``; the config rebuilds the model on its own (architecture, class set, sampling defaults,
+training record). A *training state* (``state.safetensors`` in a run folder) adds the raw weights,
+the optimizer moments and the step so that a run resumes exactly.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+STATE_FILE = "state.safetensors"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete or corrupt."""
+
+
+def _atomic_target(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; checkpoints are meant to be shared
+    return tmp
+
+
+def save_tensors_atomic(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Write a safetensors file so that a crash leaves either the old file or the new one, never half."""
+    path = Path(path)
+    tmp = _atomic_target(path)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_json_atomic(path: str | Path, obj) -> None:
+    path = Path(path)
+    tmp = _atomic_target(path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file {path} not found")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"checkpoint file {path} is corrupt or not safetensors ({err}); "
+                              "re-download it or retrain") from err
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"checkpoint file {path} is corrupt ({err})") from err
+
+
+def save_model_dir(folder: str | Path, state_dict: dict[str, torch.Tensor], config: dict,
+                   dtype: torch.dtype | None = torch.float16) -> Path:
+    """Write ``model.safetensors`` (floating tensors cast to ``dtype``) and ``config.json``."""
+    folder = Path(folder)
+    tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in state_dict.items()}
+    save_tensors_atomic(folder / MODEL_FILE, tensors)
+    save_json_atomic(folder / CONFIG_FILE, config)
+    return folder
+
+
+def load_model_dir(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """-> (config, state_dict in float32), with clear errors for a missing or broken folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint folder {folder} not found (expected {MODEL_FILE} and {CONFIG_FILE} in it)")
+    cfg_path = folder / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{cfg_path} is missing: the folder is not a sparsesis checkpoint")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{cfg_path} is corrupt ({err})") from err
+    tensors = load_tensors(folder / MODEL_FILE)
+    return config, {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
+
+
+# ---- optimizer state <-> flat tensors (so training state is safetensors too) ------------------
+def flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], str]:
+    tensors = {}
+    for idx, s in state["state"].items():
+        for k, v in s.items():
+            tensors[f"opt.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    return tensors, json.dumps(state["param_groups"])
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], param_groups_json: str) -> dict:
+    state: dict[int, dict] = {}
+    for name, v in tensors.items():
+        if name.startswith("opt."):
+            _, idx, k = name.split(".", 2)
+            state.setdefault(int(idx), {})[k] = v
+    return {"state": state, "param_groups": json.loads(param_groups_json)}

@@ -1,0 +1,179 @@
+"""Continuous-time Gaussian diffusion with a cosine schedule and v-prediction, as pure functions.
+
+Notation (Kingma et al. 2021; Salimans & Ho 2022): ``z_t = alpha_t x + sigma_t eps`` with
+``alpha_t^2 + sigma_t^2 = 1``, ``logsnr_t = log(alpha_t^2 / sigma_t^2)``, ``t`` in [0, 1] (1 = pure noise).
+The network predicts ``v = alpha_t eps - sigma_t x``, from which ``x = alpha_t z - sigma_t v`` and
+``eps = sigma_t z + alpha_t v``.
+
+A *model function* here is any callable ``model_fn(z, t) -> v`` with ``z`` (B, C, H, W) and ``t`` (B,);
+conditioning and guidance are bound into it (see ``guided``). Samplers know nothing else.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+LOGSNR_MIN, LOGSNR_MAX = -20.0, 20.0
+
+
+# ---------------------------------------------------------------------------------------------
+# schedule
+# ---------------------------------------------------------------------------------------------
+def logsnr_cosine(t: torch.Tensor, logsnr_min: float = LOGSNR_MIN, logsnr_max: float = LOGSNR_MAX) -> torch.Tensor:
+    """Cosine schedule (Nichol & Dhariwal 2021) as log-SNR, clipped to [logsnr_min, logsnr_max]."""
+    b = math.atan(math.exp(-0.5 * logsnr_max))
+    a = math.atan(math.exp(-0.5 * logsnr_min)) - b
+    return -2.0 * torch.log(torch.tan(a * t.double() + b)).to(torch.float32)
+
+
+def alpha_sigma(logsnr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.sigmoid(logsnr).sqrt(), torch.sigmoid(-logsnr).sqrt()
+
+
+def _bc(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B,) -> (B, 1, 1, 1) to broadcast against images."""
+    return v.reshape(-1, *([1] * (like.ndim - 1))).to(like.dtype)
+
+
+def q_sample(x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Forward process: z_t = alpha_t x + sigma_t eps."""
+    a, s = alpha_sigma(logsnr_cosine(t))
+    return _bc(a, x) * x + _bc(s, x) * noise
+
+
+def v_target(x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    a, s = alpha_sigma(logsnr_cosine(t))
+    return _bc(a, x) * noise - _bc(s, x) * x
+
+
+def x_eps_from_v(z: torch.Tensor, v: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    a, s = alpha_sigma(logsnr_cosine(t))
+    a, s = _bc(a, z), _bc(s, z)
+    return a * z - s * v, s * z + a * v
+
+
+def v_from_x(z: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The v that maps z_t to the given x (used as the distillation target)."""
+    a, s = alpha_sigma(logsnr_cosine(t))
+    a, s = _bc(a, z), _bc(s, z)
+    eps = (z - a * x) / s.clamp_min(1e-8)
+    return a * eps - s * x
+
+
+# ---------------------------------------------------------------------------------------------
+# training loss
+# ---------------------------------------------------------------------------------------------
+def loss_weight(t: torch.Tensor, snr_gamma: float | None = 5.0) -> torch.Tensor:
+    """Min-SNR-gamma weighting for the v-loss (Hang et al. 2023): min(snr, gamma) / (snr + 1)."""
+    snr = torch.exp(logsnr_cosine(t))
+    if snr_gamma is None:
+        return torch.ones_like(snr)
+    return torch.clamp(snr, max=snr_gamma) / (snr + 1)
+
+
+def diffusion_loss(model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+                   snr_gamma: float | None = 5.0) -> torch.Tensor:
+    """Weighted v-prediction MSE, one value per example: (B,)."""
+    z = q_sample(x, t, noise)
+    err = (model_fn(z, t).float() - v_target(x, noise, t)) ** 2
+    return loss_weight(t, snr_gamma) * err.mean(dim=tuple(range(1, x.ndim)))
+
+
+# ---------------------------------------------------------------------------------------------
+# guidance
+# ---------------------------------------------------------------------------------------------
+def guided(model: Callable, cond, uncond, scale: float) -> ModelFn:
+    """Classifier-free guidance (Ho & Salimans 2022): v = v_u + scale * (v_c - v_u).
+
+    ``model(z, t, c)`` is the network; ``cond``/``uncond`` its conditioning (the null layout is all
+    UNKNOWN). ``scale == 1`` is the plain conditional model and costs one pass, not two.
+    """
+    if scale == 1.0:
+        return lambda z, t: model(z, t, cond)
+
+    def fn(z, t):
+        v = model(torch.cat([z, z]), torch.cat([t, t]), torch.cat([cond, uncond]))
+        v_c, v_u = v.chunk(2)
+        return v_u + scale * (v_c - v_u)
+
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# samplers
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Step:
+    """What a sampler reports after each step (for trajectories and progress)."""
+
+    index: int  # 0-based step number
+    t: float  # time before the step
+    z: torch.Tensor  # the noisy image after the step, (B, C, H, W)
+    x0: torch.Tensor  # the model's predicted clean image at this step, (B, C, H, W)
+
+
+def time_grid(steps: int) -> torch.Tensor:
+    """Uniform times 1 -> 0: (steps + 1,)."""
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    return torch.linspace(1.0, 0.0, int(steps) + 1)
+
+
+def _predict(model_fn: ModelFn, z: torch.Tensor, t: float, clip: bool):
+    tt = torch.full((z.shape[0],), float(t), device=z.device)
+    v = model_fn(z, tt).float()
+    x0, eps = x_eps_from_v(z, v, tt)
+    if clip:
+        x0 = x0.clamp(-1, 1)
+        a, s = alpha_sigma(logsnr_cosine(tt))
+        eps = (z - _bc(a, z) * x0) / _bc(s, z).clamp_min(1e-8)
+    return x0, eps
+
+
+@torch.no_grad()
+def sample_ddim(model_fn: ModelFn, noise: torch.Tensor, steps: int, clip: bool = True,
+                callback: Callable[[Step], None] | None = None) -> torch.Tensor:
+    """Deterministic DDIM (Song et al. 2021): z_s = alpha_s x0_hat + sigma_s eps_hat. Returns x0 at t = 0."""
+    ts = time_grid(steps).tolist()
+    z = noise.float()
+    x0 = z
+    for i, (t, s) in enumerate(zip(ts[:-1], ts[1:])):
+        x0, eps = _predict(model_fn, z, t, clip)
+        a_s, s_s = alpha_sigma(logsnr_cosine(torch.tensor([s])))
+        z = x0 if s == 0.0 else a_s.item() * x0 + s_s.item() * eps
+        if callback is not None:
+            callback(Step(i, t, z, x0))
+    return x0
+
+
+@torch.no_grad()
+def sample_ddpm(model_fn: ModelFn, noise: torch.Tensor, steps: int, generator: torch.Generator | None = None,
+                clip: bool = True, callback: Callable[[Step], None] | None = None) -> torch.Tensor:
+    """Ancestral sampling from the posterior q(z_s | z_t, x0_hat) (Ho et al. 2020, in continuous time)."""
+    ts = time_grid(steps).tolist()
+    z = noise.float()
+    x0 = z
+    for i, (t, s) in enumerate(zip(ts[:-1], ts[1:])):
+        x0, _ = _predict(model_fn, z, t, clip)
+        if s == 0.0:
+            z = x0
+        else:
+            a_t, s_t = (v.item() for v in alpha_sigma(logsnr_cosine(torch.tensor([t]))))
+            a_s, s_s = (v.item() for v in alpha_sigma(logsnr_cosine(torch.tensor([s]))))
+            a_ts = a_t / a_s
+            var_ts = s_t ** 2 - a_ts ** 2 * s_s ** 2
+            mean = (a_ts * s_s ** 2 / s_t ** 2) * z + (a_s * var_ts / s_t ** 2) * x0
+            std = math.sqrt(max(var_ts * s_s ** 2 / s_t ** 2, 0.0))
+            fresh = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+            z = mean + std * fresh
+        if callback is not None:
+            callback(Step(i, t, z, x0))
+    return x0
+
+
+SAMPLERS = {"ddim": sample_ddim, "ddpm": sample_ddpm}

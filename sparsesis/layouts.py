@@ -1,0 +1,62 @@
+"""Turning whatever a user hands us into the package's one layout form: ``(B, H, W)`` int64 ids.
+
+Accepted: an id map ``(H, W)``/``(B, H, W)`` of integers; a colour image ``(H, W, 3)``/``(B, H, W, 3)`` uint8
+in the class palette (UNKNOWN = the palette's unknown colour); a one-hot/score tensor ``(B, K+1, H, W)``.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from .classes import ClassSet
+
+
+class LayoutError(ValueError):
+    """A layout has the wrong shape, size, type or colours."""
+
+
+def to_ids(layout, classset: ClassSet, size: int | None = None, snap_colors: bool = False) -> np.ndarray:
+    """Any accepted layout -> ``(B, H, W)`` int64 ids; checks the size when ``size`` is given."""
+    if isinstance(layout, torch.Tensor):
+        t = layout.detach().cpu()
+        if t.ndim == 4 and t.is_floating_point():
+            if t.shape[1] != classset.num_channels:
+                raise LayoutError(f"a one-hot layout needs {classset.num_channels} channels "
+                                  f"({classset.num_classes} classes + unknown), got {t.shape[1]}")
+            ids = t.argmax(1).numpy()
+        else:
+            ids = _from_array(t.numpy(), classset, snap_colors)
+    else:
+        ids = _from_array(np.asarray(layout), classset, snap_colors)
+    if size is not None and ids.shape[-2:] != (size, size):
+        raise LayoutError(f"layout is {ids.shape[-1]}x{ids.shape[-2]} (WxH) but this model makes {size}x{size} "
+                          f"images; resize it first with sparsesis.layouts.resize_ids(ids, {size})")
+    return ids.astype(np.int64)
+
+
+def _from_array(a: np.ndarray, classset: ClassSet, snap_colors: bool) -> np.ndarray:
+    if a.ndim in (3, 4) and a.shape[-1] == 3 and a.dtype == np.uint8:
+        imgs = a if a.ndim == 4 else a[None]
+        return np.stack([classset.colors_to_ids(im, nearest=snap_colors, source="layout image") for im in imgs])
+    if a.ndim in (3, 4) and a.shape[-1] == 4 and a.dtype == np.uint8:
+        raise LayoutError("layout image has an alpha channel: pass RGB (H, W, 3), e.g. image[..., :3]")
+    if a.ndim in (2, 3) and np.issubdtype(a.dtype, np.integer):
+        ids = a if a.ndim == 3 else a[None]
+        try:
+            classset.check_ids(ids)
+        except ValueError as err:
+            raise LayoutError(str(err)) from err
+        return ids
+    raise LayoutError(f"cannot read a layout of shape {a.shape} and dtype {a.dtype}: pass (H, W) integer ids, "
+                      "an (H, W, 3) uint8 colour image in the palette, or a (B, K+1, H, W) one-hot tensor")
+
+
+def resize_ids(ids: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour resize of an ``(H, W)`` id map to ``(size, size)`` after a square centre crop."""
+    ids = np.asarray(ids)
+    h, w = ids.shape
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    crop = ids[y:y + s, x:x + s].astype(np.int32)
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_NEAREST).astype(np.int64)

@@ -1,0 +1,6 @@
+"""Image-set metrics: Fréchet distance and KID over deep features, and their feature networks."""
+from .features import EffNetLite0, FeatureNetworkError, InceptionTorchScript, cached_features, feature_network
+from .frechet import fd_from_features, frechet_distance, gaussian_stats, kid
+
+__all__ = ["EffNetLite0", "InceptionTorchScript", "FeatureNetworkError", "feature_network", "cached_features",
+           "fd_from_features", "frechet_distance", "gaussian_stats", "kid"]

@@ -1,0 +1,329 @@
+"""Train the layout-conditioned diffusion model.
+
+    python -m sparsesis.train --run runs/ours64 --data $SPARSESIS_DATA --minutes 60
+    torchrun --nproc_per_node 4 -m sparsesis.train --run runs/ours256 --preset 256 --device cuda ...
+
+Re-running the same command resumes from ``<run>/state.safetensors`` (written atomically every
+``--save-every`` steps, on Ctrl-C and at the end). ``--init-from checkpoints/<name>`` starts from shipped
+fp16 weights when the optimizer state is gone. ``<run>/export`` always holds the latest EMA weights as a
+model folder that ``Synthesizer.from_pretrained`` loads.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import distributed as D
+from .batches import classwise_masker, make_batch
+from .checkpoint import (CONFIG_FILE, STATE_FILE, flatten_optimizer, load_model_dir, load_tensors, read_metadata,
+                         save_json_atomic, save_model_dir, save_tensors_atomic, unflatten_optimizer)
+from .classes import ClassSet, one_hot
+from .configs import preset
+from .data import load_split
+from .diffusion import diffusion_loss
+from .masking import MaskConfig
+from .unet import UNet, UNetConfig, count_parameters
+
+MODEL_KIND = "sparsesis-diffusion"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    run: str = "runs/ours64"
+    data: str | None = None
+    preset: str = "64"
+    image_size: int | None = None  # default: the preset's
+    batch_size: int = 16  # global, split across processes
+    lr: float = 2e-4
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    layout_drop: float = 0.1  # classifier-free guidance training
+    snr_gamma: float = 5.0
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    masking: str = "classwise"  # classwise | shared | none (the ablation's variants)
+    seed: int = 0
+    steps: int = 1_000_000  # stop after this many steps ...
+    minutes: float | None = None  # ... or after this much wall time in this invocation
+    save_every: int = 200
+    sample_every: int = 1000
+    sample_steps: int = 25
+    device: str = "auto"
+    num_workers: int = 0
+    threads: int | None = None
+    init_from: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_masker(cfg: TrainConfig):
+    from .masking import shared_random
+
+    if cfg.masking == "classwise":
+        return classwise_masker(cfg.mask)
+    if cfg.masking == "shared":
+        return lambda labels, unknown, rng: shared_random(labels, unknown, rng, cfg.mask)
+    if cfg.masking == "none":
+        return lambda labels, unknown, rng: labels.copy()
+    raise ValueError(f"masking must be classwise, shared or none, got {cfg.masking!r}")
+
+
+def model_config(unet: UNetConfig, classset: ClassSet, train: TrainConfig | None = None, **extra) -> dict:
+    """The ``config.json`` of a model folder: enough to rebuild and sample the model."""
+    cfg = {"kind": MODEL_KIND, "unet": unet.to_dict(), "classes": classset.to_dict(),
+           "diffusion": {"schedule": "cosine", "prediction": "v"},
+           "sampling": {"sampler": "ddim", "steps": 50, "guidance": 1.5}}
+    if train is not None:
+        cfg["training"] = train.to_dict()
+    cfg.update(extra)
+    return cfg
+
+
+class EMA:
+    """Exponential moving average of weights, with the usual warm-up of the decay."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for e, p in zip(self.model.parameters(), model.parameters()):
+            e.lerp_(p.detach(), 1 - d)
+
+
+def unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+def save_state(run: Path, model, ema: EMA, opt, step: int, record: dict) -> None:
+    tensors = {f"model.{k}": v for k, v in unwrap(model).state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in ema.model.state_dict().items()})
+    opt_tensors, groups = flatten_optimizer(opt.state_dict())
+    tensors.update(opt_tensors)
+    save_tensors_atomic(run / STATE_FILE, tensors, metadata={"step": str(step), "param_groups": groups,
+                                                             "record": json.dumps(record)})
+
+
+def load_state(run: Path, model, ema: EMA, opt) -> tuple[int, dict]:
+    path = run / STATE_FILE
+    tensors = load_tensors(path)
+    meta = read_metadata(path)
+    unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    ema.model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    opt.load_state_dict(unflatten_optimizer(tensors, meta["param_groups"]))
+    return int(meta["step"]), json.loads(meta.get("record", "{}"))
+
+
+@torch.no_grad()
+def sample_grid(ema_model: UNet, pairs, classset: ClassSet, device, steps: int, path: Path, n: int = 8) -> None:
+    """Rows: sparse layout | sample | real photo, for ``n`` fixed held-out layouts and fixed noise."""
+    import cv2
+
+    from .diffusion import guided, sample_ddim
+    from .masking import class_wise_random
+
+    photos, layouts = [], []
+    for i in range(min(n, len(pairs))):
+        photo, full = pairs.centre(i)
+        photos.append(photo)
+        layouts.append(class_wise_random(full, classset.unknown_id, np.random.default_rng(i)))
+    lay = torch.from_numpy(np.stack(layouts)).to(device)
+    cond = one_hot(lay, classset.num_channels)
+    uncond = one_hot(torch.full_like(lay, classset.unknown_id), classset.num_channels)
+    noise = torch.randn(cond.shape[0], 3, *lay.shape[-2:], generator=torch.Generator().manual_seed(0)).to(device)
+    x = sample_ddim(guided(ema_model, cond, uncond, 1.5), noise, steps)
+    out = ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    rows = [np.concatenate([classset.ids_to_colors(l), o, p], axis=1) for l, o, p in zip(layouts, out, photos)]
+    grid = np.concatenate(rows, axis=0)
+    grid = cv2.resize(grid, (grid.shape[1] * 2, grid.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run (or resume) training; returns the record (step, images seen, wall time, last loss)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = D.pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    dist = D.init(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    run = Path(cfg.run)
+    pairs = load_split("train", cfg.image_size or preset(cfg.preset, 1).image_size, cfg.data, progress=dist.is_main)
+    eval_pairs = load_split("eval", pairs.size, cfg.data, progress=dist.is_main) if dist.is_main else None
+    classset = pairs.classset
+    unet_cfg = preset(cfg.preset, classset.num_channels, pairs.size)
+
+    torch.manual_seed(cfg.seed)
+    model = UNet(unet_cfg).to(device).to(memory_format=torch.channels_last)
+    ema = EMA(model, cfg.ema_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, record = 0, {"images_seen": 0, "train_seconds": 0.0, "device": str(device), "world": dist.world}
+
+    if (run / STATE_FILE).is_file():
+        step, record = load_state(run, model, ema, opt)
+        if dist.is_main:
+            print(f"resumed {run} at step {step}", flush=True)
+    elif cfg.init_from:
+        init_cfg, weights = load_model_dir(cfg.init_from)
+        if init_cfg.get("unet") != unet_cfg.to_dict():
+            raise ValueError(f"--init-from {cfg.init_from}: its architecture differs from preset {cfg.preset!r}")
+        model.load_state_dict(weights)
+        ema.model.load_state_dict(weights)
+        record = dict(init_cfg.get("record", record))
+        step = int(record.get("step", 0))
+        if dist.is_main:
+            print(f"initialised from {cfg.init_from} (step {step}); optimizer state starts afresh", flush=True)
+    record = {**record, "world": dist.world, "device": str(device)}
+
+    ddp_model = model
+    if dist.world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def write_export():
+        save_model_dir(run / "export", ema.model.state_dict(),
+                       model_config(unet_cfg, classset, cfg, record={**record, "step": step}))
+
+    if dist.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        save_json_atomic(run / CONFIG_FILE, model_config(unet_cfg, classset, cfg))
+        print(f"model: {count_parameters(model) / 1e6:.2f}M parameters, {len(pairs)} training pairs at "
+              f"{pairs.size}px, device {device}, {dist.world} process(es)", flush=True)
+
+    masker = make_masker(cfg)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    stop = {"now": False}
+
+    def on_signal(signum, frame):
+        stop["now"] = True
+
+    old_handlers = [signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)]
+    deadline = time.time() + 60 * cfg.minutes if cfg.minutes else None
+    bar = None
+    if dist.is_main:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
+                   mininterval=5.0, file=sys.stderr)
+    log = open(run / "log.jsonl", "a") if dist.is_main else None
+    last_loss, t_window, n_window = float("nan"), time.time(), 0
+    loss_avg = None
+    try:
+        while step < cfg.steps and not stop["now"] and not (deadline and time.time() > deadline):
+            t0 = time.time()
+            batch = make_batch(pairs, step, cfg.seed, cfg.batch_size, masker, cfg.layout_drop, dist.rank, dist.world)
+            x = batch.photos.to(device).contiguous(memory_format=torch.channels_last)
+            layout = one_hot(batch.layouts.to(device), classset.num_channels).contiguous(memory_format=torch.channels_last)
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 101 + dist.rank)
+            t = torch.rand(x.shape[0], generator=gen).to(device)
+            noise = torch.randn(x.shape, generator=gen).to(device)
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+            with autocast:
+                loss = diffusion_loss(lambda z, tt: ddp_model(z, tt, layout), x, t, noise, cfg.snr_gamma).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            ema.update(model, step)
+            step += 1
+            loss_val = float(D.all_mean(loss.detach(), dist))
+            loss_avg = loss_val if loss_avg is None else 0.98 * loss_avg + 0.02 * loss_val
+            record["images_seen"] = int(record.get("images_seen", 0)) + cfg.batch_size
+            record["train_seconds"] = float(record.get("train_seconds", 0.0)) + (time.time() - t0)
+            n_window += cfg.batch_size
+            if bar is not None:
+                bar.update(1)
+                if step % 10 == 0:
+                    ips = n_window / max(1e-9, time.time() - t_window)
+                    bar.set_postfix(loss=f"{loss_avg:.4f}", img_s=f"{ips:.1f}")
+                    log.write(json.dumps({"step": step, "loss": loss_val, "loss_avg": loss_avg, "img_s": ips,
+                                          "images_seen": record["images_seen"], "time": time.time()}) + "\n")
+                    log.flush()
+                    t_window, n_window = time.time(), 0
+            last_loss = loss_avg
+            if step % cfg.save_every == 0:
+                record["loss"] = last_loss
+                if dist.is_main:
+                    save_state(run, model, ema, opt, step, record)
+                    write_export()
+                D.barrier(dist)
+            if step % cfg.sample_every == 0 and dist.is_main:
+                sample_grid(ema.model, eval_pairs, classset, device, cfg.sample_steps, run / "samples" / f"step_{step:07d}.png")
+    finally:
+        record["loss"] = last_loss
+        record["step"] = step
+        if dist.is_main:
+            save_state(run, model, ema, opt, step, record)
+            write_export()
+            if bar is not None:
+                bar.close()
+            log.close()
+            print(f"saved {run} at step {step} (loss {last_loss:.4f}, {record['images_seen']} images seen, "
+                  f"{record['train_seconds'] / 3600:.2f} h of training)", flush=True)
+        for s, h in zip((signal.SIGINT, signal.SIGTERM), old_handlers):
+            signal.signal(s, h)
+        D.barrier(dist)
+        D.shutdown(dist)
+    return {**record, "step": step}
+
+
+def parse_args(argv=None) -> TrainConfig:
+    p = argparse.ArgumentParser(prog="python -m sparsesis.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = TrainConfig()
+    p.add_argument("--run", default=d.run, help="run folder (state, samples, export); resumes if it holds a state")
+    p.add_argument("--data", default=None, help="data folder (default: $SPARSESIS_DATA)")
+    p.add_argument("--preset", default=d.preset, help="model size: tiny, 64, 128, 256")
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--ema-decay", type=float, default=d.ema_decay)
+    p.add_argument("--layout-drop", type=float, default=d.layout_drop)
+    p.add_argument("--masking", default=d.masking, choices=["classwise", "shared", "none"])
+    p.add_argument("--hide-range", type=float, nargs=2, default=d.mask.hide_range, metavar=("LO", "HI"))
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--steps", type=int, default=d.steps, help="stop at this total step")
+    p.add_argument("--minutes", type=float, default=None, help="stop after this wall time (this invocation)")
+    p.add_argument("--save-every", type=int, default=d.save_every)
+    p.add_argument("--sample-every", type=int, default=d.sample_every)
+    p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"])
+    p.add_argument("--num-workers", type=int, default=d.num_workers)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--init-from", default=None, help="model folder to start from when the run has no state")
+    a = p.parse_args(argv)
+    return TrainConfig(run=a.run, data=a.data, preset=a.preset, image_size=a.image_size, batch_size=a.batch_size,
+                       lr=a.lr, ema_decay=a.ema_decay, layout_drop=a.layout_drop, masking=a.masking,
+                       mask=replace(MaskConfig(), hide_range=tuple(a.hide_range)), seed=a.seed, steps=a.steps,
+                       minutes=a.minutes, save_every=a.save_every, sample_every=a.sample_every, device=a.device,
+                       num_workers=a.num_workers, threads=a.threads, init_from=a.init_from)
+
+
+def main(argv=None) -> None:
+    from .data import DataError
+
+    try:
+        train(parse_args(argv))
+    except DataError as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()
