@@ -1,0 +1,160 @@
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from sparsesis import Synthesizer
+from sparsesis.checkpoint import (CheckpointError, load_model_dir, load_tensors, save_model_dir,
+                                  save_tensors_atomic)
+from sparsesis.classes import one_hot
+from sparsesis.configs import preset
+from sparsesis.diffusion import diffusion_loss
+from sparsesis.layouts import LayoutError
+from sparsesis.train import TrainConfig, train
+from sparsesis.unet import UNet, UNetConfig, count_parameters
+
+TINY = preset("tiny", label_channels=5)
+
+
+def test_unet_shapes_and_layout_check():
+    m = UNet(TINY)
+    x, t = torch.randn(2, 3, 32, 32), torch.rand(2)
+    lay = one_hot(torch.randint(0, 5, (2, 32, 32)), 5)
+    assert m(x, t, lay).shape == (2, 3, 32, 32)
+    with pytest.raises(ValueError, match="layout must be"):
+        m(x, t, lay[:, :4])
+    assert preset("64", 10).image_size == 64
+    with pytest.raises(ValueError, match="unknown model preset"):
+        preset("huge", 10)
+
+
+def test_layout_changes_the_output():
+    torch.manual_seed(0)
+    m = UNet(TINY)
+    for p in m.parameters():  # zero-initialised output layers would hide the dependence
+        if p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.05)
+    x, t = torch.randn(1, 3, 32, 32), torch.rand(1)
+    a = m(x, t, one_hot(torch.zeros(1, 32, 32, dtype=torch.long), 5))
+    b = m(x, t, one_hot(torch.full((1, 32, 32), 4), 5))
+    assert (a - b).abs().mean() > 0.05 * a.abs().mean()
+
+
+def test_tiny_model_overfits_one_batch():
+    torch.manual_seed(0)
+    m = UNet(TINY)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1
+    lay = one_hot(torch.randint(0, 5, (4, 32, 32), generator=g), 5)
+    t, noise = torch.rand(4, generator=g), torch.randn(4, 3, 32, 32, generator=g)
+    opt = torch.optim.AdamW(m.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(150):
+        loss = diffusion_loss(lambda z, tt: m(z, tt, lay), x, t, noise, snr_gamma=None).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0]
+
+
+def test_checkpoint_round_trip_exact(tmp_path):
+    m = UNet(TINY)
+    sd = {k: v + 0.01 * torch.randn_like(v) for k, v in m.state_dict().items()}
+    save_model_dir(tmp_path / "ck", sd, {"kind": "x"}, dtype=None)
+    cfg, back = load_model_dir(tmp_path / "ck")
+    assert cfg == {"kind": "x"}
+    for k in sd:
+        assert torch.equal(sd[k], back[k])
+    # fp16 export: exact for values that fp16 represents
+    save_model_dir(tmp_path / "half", sd, {"kind": "x"})
+    _, half = load_model_dir(tmp_path / "half")
+    for k in sd:
+        assert torch.equal(sd[k].half().float(), half[k])
+
+
+def test_missing_and_corrupt_checkpoints(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        Synthesizer.from_pretrained(tmp_path / "nothing")
+    (tmp_path / "ck").mkdir()
+    with pytest.raises(CheckpointError, match="config.json is missing"):
+        Synthesizer.from_pretrained(tmp_path / "ck")
+    (tmp_path / "ck" / "config.json").write_text(json.dumps({"kind": "sparsesis-diffusion"}))
+    (tmp_path / "ck" / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        Synthesizer.from_pretrained(tmp_path / "ck")
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    path = tmp_path / "a.safetensors"
+    save_tensors_atomic(path, {"w": torch.ones(3)})
+    with pytest.raises(Exception):
+        save_tensors_atomic(path, {"w": "not a tensor"})
+    assert torch.equal(load_tensors(path)["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.safetensors"]  # no temp files left
+
+
+def _cfg(toy_root, run, steps):
+    return TrainConfig(run=str(run), data=str(toy_root), preset="tiny", image_size=32, batch_size=4, steps=steps,
+                       save_every=2, sample_every=10 ** 9, warmup_steps=2, lr=1e-3, threads=2)
+
+
+def _state(run):
+    return load_tensors(run / "state.safetensors")
+
+
+def test_resume_continues_exactly(toy_root, tmp_path):
+    straight = train(_cfg(toy_root, tmp_path / "a", 6))
+    train(_cfg(toy_root, tmp_path / "b", 3))
+    resumed = train(_cfg(toy_root, tmp_path / "b", 6))
+    assert straight["step"] == resumed["step"] == 6
+    assert resumed["images_seen"] == 6 * 4
+    a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
+    for k in a:
+        if k.startswith(("model.", "ema.")):
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+def test_trained_run_exports_a_loadable_model_on_another_class_set(toy_root, tmp_path):
+    """A 4-class data set end to end: train a few steps, sample, reload."""
+    train(_cfg(toy_root, tmp_path / "r", 4))
+    synth = Synthesizer.from_pretrained(tmp_path / "r" / "export")
+    assert synth.classset.num_classes == 4 and synth.image_size == 32
+    lay = np.full((32, 32), 4)
+    lay[:10] = 2
+    a = synth(lay, steps=3, seed=0)
+    assert a.shape == (32, 32, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, synth(lay, steps=3, seed=0))
+    with pytest.raises(LayoutError, match="0..4"):
+        synth(np.full((32, 32), 7), steps=1)
+
+
+def test_synthesizer_inputs_and_errors(toy_root, tmp_path):
+    train(_cfg(toy_root, tmp_path / "r", 2))
+    synth = Synthesizer.from_pretrained(tmp_path / "r" / "export")
+    ids = np.full((32, 32), 4)
+    ids[20:] = 0
+    colour = synth.classset.ids_to_colors(ids)
+    oh = one_hot(torch.from_numpy(ids)[None], 5)
+    a = synth(ids, steps=2, seed=3)
+    np.testing.assert_array_equal(a, synth(colour, steps=2, seed=3))
+    np.testing.assert_array_equal(a, synth(oh, steps=2, seed=3)[0])
+    batch = synth(np.stack([ids, ids]), steps=2, seed=3)
+    assert batch.shape == (2, 32, 32, 3)
+    np.testing.assert_array_equal(batch[0], a)  # image i uses seed + i, independent of batch size
+    assert not np.array_equal(batch[0], batch[1])
+    bad = colour.copy()
+    bad[0, 0] = (1, 2, 3)
+    with pytest.raises(ValueError, match=r"RGB\(1, 2, 3\)"):
+        synth(bad, steps=1)
+    with pytest.raises(LayoutError, match="64x64"):
+        synth(np.zeros((64, 64), int), steps=1)
+    with pytest.raises(ValueError, match="steps"):
+        synth(ids, steps=0)
+    with pytest.raises(ValueError, match="guidance"):
+        synth(ids, steps=1, guidance=float("nan"))
+    img, traj = synth(ids, steps=3, seed=1, return_trajectory=True)
+    assert len(traj.x0) == 3 and traj.t[0] == 1.0
+    np.testing.assert_array_equal(traj.x0[-1], img)
