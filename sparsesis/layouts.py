@@ -60,3 +60,47 @@ def resize_ids(ids: np.ndarray, size: int) -> np.ndarray:
     y, x = (h - s) // 2, (w - s) // 2
     crop = ids[y:y + s, x:x + s].astype(np.int32)
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_NEAREST).astype(np.int64)
+
+
+def downsample_ids(ids: np.ndarray, size: int, num_channels: int, min_cover: float = 0.2) -> np.ndarray:
+    """Area-downsample an ``(H, W)`` id map to ``(size, size)`` keeping thin strokes.
+
+    Each output pixel takes the most common *labelled* class in its cell when labelled pixels cover at
+    least ``min_cover`` of it, else UNKNOWN (= ``num_channels - 1``). Nearest resizing would drop a
+    thin brush stroke at random; this keeps it.
+    """
+    ids = np.asarray(ids)
+    h, w = ids.shape
+    if (h, w) == (size, size):
+        return ids.astype(np.int64)
+    unknown = num_channels - 1
+    onehot = (ids[..., None] == np.arange(num_channels)).astype(np.float32)
+    area = cv2.resize(onehot, (size, size), interpolation=cv2.INTER_AREA)
+    if area.ndim == 2:
+        area = area[..., None]
+    labelled = area[..., :unknown]
+    out = labelled.argmax(-1)
+    out[labelled.sum(-1) < min_cover] = unknown
+    return out.astype(np.int64)
+
+
+def canvas_to_ids(rgba: np.ndarray, classset: ClassSet, size: int, max_side: int = 4096) -> np.ndarray:
+    """A painted canvas (``(H, W, 3|4)`` uint8; transparent or unknown-coloured = unlabelled) -> ``(size, size)`` ids.
+
+    Colours snap to the nearest palette entry (browsers may blend brush edges), then the map is
+    centre-cropped to a square and area-downsampled with ``downsample_ids``.
+    """
+    a = np.asarray(rgba)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.dtype != np.uint8:
+        raise LayoutError(f"canvas must be an (H, W, 3 or 4) uint8 image, got shape {a.shape}, dtype {a.dtype}")
+    if max(a.shape[:2]) > max_side:
+        raise LayoutError(f"canvas is {a.shape[1]}x{a.shape[0]}: larger than {max_side}px on a side; "
+                          "upload a smaller label map")
+    rgb = a[..., :3]
+    ids = classset.colors_to_ids(rgb, nearest=True)
+    if a.shape[2] == 4:
+        ids[a[..., 3] < 128] = classset.unknown_id
+    hh, ww = ids.shape
+    s = min(hh, ww)
+    ids = ids[(hh - s) // 2:(hh - s) // 2 + s, (ww - s) // 2:(ww - s) // 2 + s]
+    return downsample_ids(ids, size, classset.num_channels)
