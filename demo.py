@@ -154,7 +154,8 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
         labelled = float((ids != synth.classset.unknown_id).mean())
         info = (f"**{ms:.0f} ms** · {method} · {steps} step(s) · guidance {float(guidance):g} · seed {seed} · "
                 f"{100 * labelled:.0f}% of the layout labelled")
-        return upscale(image), gallery, synth.classset.ids_to_colors(ids), info
+        seen = cv2.resize(synth.classset.ids_to_colors(ids), (128, 128), interpolation=cv2.INTER_NEAREST)
+        return upscale(image), gallery, seen, info
 
     def load_upload(path):
         if path is None:
@@ -239,7 +240,7 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
         outputs = [result, steps_gallery, seen, info]
         generate_btn.click(generate, inputs, outputs, api_name="generate")
         new_seed.click(lambda: random.randint(0, 2 ** 31 - 1), None, seed, api_name=False)
-        upload.change(load_upload, upload, editor, api_name=False)
+        upload.change(load_upload, upload, editor, api_name="load_label_map")
 
         def live_generate(editor, steps, seed, guidance, method, show, is_live):
             if not is_live:

@@ -1,0 +1,196 @@
+"""The Gradio demo through gradio_client and a real headless browser."""
+import importlib.util
+import shutil
+import socket
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+
+gr = pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from sparsesis.checkpoint import save_model_dir  # noqa: E402
+from sparsesis.classes import LABELMEFACADE  # noqa: E402
+from sparsesis.configs import preset  # noqa: E402
+from sparsesis.train import model_config  # noqa: E402
+from sparsesis.unet import UNet  # noqa: E402
+
+spec = importlib.util.spec_from_file_location("demo", REPO / "demo.py")
+demo = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(demo)
+
+ARTIFACTS = REPO / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tiny_checkpoint(folder: Path) -> Path:
+    torch.manual_seed(0)
+    unet = preset("tiny", LABELMEFACADE.num_channels, 32)
+    model = UNet(unet)
+    for p in model.parameters():  # not all-zero output, so seeds differ
+        if p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.02)
+    cfg = model_config(unet, LABELMEFACADE, sampling={"sampler": "ddim", "steps": 4, "guidance": 1.5})
+    return save_model_dir(folder, model.state_dict(), cfg)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpts")
+    tiny_checkpoint(root / "tiny")
+    broken = root / "broken"
+    shutil.copytree(root / "tiny", broken)
+    (broken / "model.safetensors").write_bytes(b"not a checkpoint")
+    app = demo.build_app({"tiny": root / "tiny", "broken": broken})
+    port = free_port()
+    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False,
+                       quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+def layout_png(path: Path, paint=True, colour=None) -> dict:
+    img = np.full((256, 256, 4), 255, np.uint8)
+    if paint:
+        img[:70, :, :3] = LABELMEFACADE.colors[6]  # sky
+        img[90:220, 40:200, :3] = LABELMEFACADE.colors[1]  # building
+        img[120:140, 60:80, :3] = LABELMEFACADE.colors[8]  # a window
+    if colour is not None:
+        img[5:10, 5:10, :3] = colour
+    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA))
+    return {"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))}
+
+
+def read_rgb(path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def test_api_generates_image_of_right_size_and_same_seed_same_image(server, tmp_path):
+    client = Client(server, verbose=False)
+    value = layout_png(tmp_path / "lay.png")
+    a = client.predict(value, 4, 7, 1.5, "tiny", False, api_name="/generate")
+    b = client.predict(value, 4, 7, 1.5, "tiny", False, api_name="/generate")
+    c = client.predict(value, 4, 8, 1.5, "tiny", False, api_name="/generate")
+    img_a, img_b, img_c = read_rgb(a[0]), read_rgb(b[0]), read_rgb(c[0])
+    assert img_a.shape == (demo.DISPLAY, demo.DISPLAY, 3)
+    np.testing.assert_array_equal(img_a, img_b)
+    assert not np.array_equal(img_a, img_c)
+    seen = read_rgb(a[2])
+    assert seen.shape == (128, 128, 3)  # the layout at the model's size, shown enlarged
+    LABELMEFACADE.colors_to_ids(seen)  # only palette colours: painted classes and unknown
+    assert "ms" in a[3] and "4 step" in a[3]
+
+
+def test_api_shows_steps(server, tmp_path):
+    client = Client(server, verbose=False)
+    out = client.predict(layout_png(tmp_path / "lay.png"), 3, 0, 1.0, "tiny", True, api_name="/generate")
+    assert len(out[1]) == 3
+
+
+@pytest.mark.parametrize("case, message", [
+    ("empty", "no class strokes"),
+    ("broken", "Could not load model"),
+    ("unknown_model", "not in the list of choices"),
+])
+def test_api_bad_input_gives_clear_message(server, tmp_path, case, message):
+    client = Client(server, verbose=False)
+    value = layout_png(tmp_path / "lay.png", paint=case != "empty")
+    method = {"broken": "broken", "unknown_model": "nope"}.get(case, "tiny")
+    with pytest.raises(Exception, match=message):
+        client.predict(value, 4, 0, 1.5, method, False, api_name="/generate")
+    # the server is still up
+    assert client.predict(layout_png(tmp_path / "ok.png"), 2, 0, 1.0, "tiny", False, api_name="/generate")[0]
+
+
+def test_upload_rejects_off_palette_and_huge_images(server, tmp_path):
+    client = Client(server, verbose=False)
+    bad = tmp_path / "bad.png"
+    img = LABELMEFACADE.ids_to_colors(np.full((64, 64), 1))
+    img[3, 3] = (10, 200, 30)
+    cv2.imwrite(str(bad), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    with pytest.raises(Exception, match=r"RGB\(10, 200, 30\)"):
+        client.predict(handle_file(str(bad)), api_name="/load_label_map")
+    huge = tmp_path / "huge.png"
+    cv2.imwrite(str(huge), np.zeros((10, 5000, 3), np.uint8))
+    with pytest.raises(Exception, match="at most 4096"):
+        client.predict(handle_file(str(huge)), api_name="/load_label_map")
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), cv2.cvtColor(LABELMEFACADE.ids_to_colors(np.full((100, 150), 6)), cv2.COLOR_RGB2BGR))
+    out = client.predict(handle_file(str(good)), api_name="/load_label_map")
+    assert read_rgb(out["composite"]).shape[:2] == (demo.CANVAS, demo.CANVAS)
+
+
+def test_missing_checkpoint_message(tmp_path):
+    app = demo.build_app({})
+    port = free_port()
+    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        with pytest.raises(Exception, match="No checkpoint found"):
+            client.predict(layout_png(tmp_path / "l.png"), 4, 0, 1.5, None, False, api_name="/generate")
+    finally:
+        app.close()
+
+
+def test_shipped_checkpoint_is_discovered_and_loads():
+    models = demo.discover_models(REPO / "checkpoints")
+    assert "ours64" in models
+    from sparsesis import Synthesizer
+
+    synth = Synthesizer.from_pretrained(models["ours64"])
+    assert synth.image_size == 64 and synth.classset == LABELMEFACADE
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_draw_two_classes_and_generate(server):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium chromium-driver; .ci/run does)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1300, "height": 1100})
+        page.goto(server)
+        page.wait_for_selector("#canvas canvas", timeout=30000)
+        page.wait_for_timeout(1500)
+        page.click("#canvas button[aria-label='Brush']")
+        box = page.locator("#canvas canvas").first.bounding_box()
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+        def stroke(class_id, y0, y1):
+            page.click("#canvas button[aria-label='Color']")
+            page.locator("#canvas button.color").nth(class_id).click()
+            page.keyboard.press("Escape")
+            page.mouse.click(box["x"] + 5, box["y"] + 5)  # close the swatch popover
+            page.click("#canvas button[aria-label='Brush']")
+            for y in np.linspace(y0, y1, 4):
+                page.mouse.move(cx - 90, cy + y)
+                page.mouse.down()
+                page.mouse.move(cx + 90, cy + y, steps=12)
+                page.mouse.up()
+
+        stroke(6, -140, -110)  # sky at the top
+        stroke(1, 0, 60)  # building in the middle
+        page.wait_for_timeout(500)
+        page.click("#generate")
+        page.wait_for_selector("#result img", timeout=60000)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / "demo_browser.png"), full_page=True)
+        info = page.inner_text("#info")
+        browser.close()
+    assert "ms" in info and "labelled" in info
+    share = float(info.split("%")[0].split("·")[-1])
+    assert 3 < share < 90  # strokes arrived as labels, not an empty canvas
