@@ -1,0 +1,55 @@
+"""Latency of one 64x64 image on this CPU: per network pass and per image, for several step counts.
+
+    python benchmarks/bench_sampling.py --checkpoint checkpoints/ours64 [--steps 1 4 50] [--out results/latency.json]
+
+Median of repeated runs, batch 1, guidance included when the checkpoint's default guidance is not 1.
+"""
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from sparsesis import Synthesizer
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--checkpoint", default="checkpoints/ours64")
+    p.add_argument("--steps", type=int, nargs="+", default=[1, 4, 8, 50])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default=None)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    synth = Synthesizer.from_pretrained(a.checkpoint, precision=a.precision)
+    s = synth.image_size
+    lay = np.full((s, s), synth.classset.unknown_id)
+    lay[: s // 4] = 6 % synth.classset.num_classes
+    lay[s // 3: 3 * s // 4] = 1 % synth.classset.num_classes
+    synth(lay, steps=2)  # warm-up
+    rows = {}
+    for steps in a.steps:
+        times = []
+        for r in range(a.repeats):
+            t = time.perf_counter()
+            synth(lay, steps=steps, seed=r)
+            times.append(time.perf_counter() - t)
+        med = statistics.median(times)
+        rows[str(steps)] = {"latency_s": round(med, 4), "per_step_ms": round(1000 * med / steps, 2)}
+        print(f"{steps:>4} steps: {med * 1000:8.1f} ms/image  ({1000 * med / steps:.1f} ms/step, "
+              f"guidance {synth.default_guidance})")
+    result = {"checkpoint": a.checkpoint, "precision": a.precision, "threads": a.threads,
+              "guidance": synth.default_guidance, "cpu": platform.processor() or platform.machine(), "steps": rows}
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(result, f, indent=2)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
