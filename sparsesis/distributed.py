@@ -58,3 +58,13 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     if name != "cpu":
         raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
     return torch.device("cpu")
+
+
+def weights_checksums(model: torch.nn.Module, d: Dist) -> list[float]:
+    """One float64 checksum of the weights per rank (equal on all ranks when gradients were synced)."""
+    local = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+    if d.world == 1:
+        return [float(local)]
+    out = [torch.zeros_like(local) for _ in range(d.world)]
+    dist.all_gather(out, local)
+    return [float(x) for x in out]

@@ -1,7 +1,7 @@
 """Train the layout-conditioned diffusion model.
 
-    python -m sparsesis.train --run runs/ours64 --data $SPARSESIS_DATA --minutes 60
-    torchrun --nproc_per_node 4 -m sparsesis.train --run runs/ours256 --preset 256 --device cuda ...
+    python -m sparsesis.train --run-dir runs/ours64 --data $SPARSESIS_DATA --minutes 60
+    torchrun --nproc_per_node 4 -m sparsesis.train --run-dir runs/ours256 --preset 256 --device cuda ...
 
 Re-running the same command resumes from ``<run>/state.safetensors`` (written atomically every
 ``--save-every`` steps, on Ctrl-C and at the end). ``--init-from checkpoints/<name>`` starts from shipped
@@ -270,6 +270,8 @@ def train(cfg: TrainConfig) -> dict:
     finally:
         record["loss"] = last_loss
         record["step"] = step
+        if dist.world > 1:  # a cheap proof that DDP kept the replicas identical
+            record["rank_checksums"] = D.weights_checksums(model, dist)
         if dist.is_main:
             save_state(run, model, ema, opt, step, record)
             write_export()
@@ -289,7 +291,7 @@ def parse_args(argv=None) -> TrainConfig:
     p = argparse.ArgumentParser(prog="python -m sparsesis.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     d = TrainConfig()
-    p.add_argument("--run", default=d.run, help="run folder (state, samples, export); resumes if it holds a state")
+    p.add_argument("--run-dir", dest="run", default=d.run, help="run folder (state, samples, export); resumes if it holds a state")
     p.add_argument("--data", default=None, help="data folder (default: $SPARSESIS_DATA)")
     p.add_argument("--preset", default=d.preset, help="model size: tiny, 64, 128, 256")
     p.add_argument("--image-size", type=int, default=None)

@@ -18,6 +18,8 @@ def test_notebook_runs(path, monkeypatch):
     needs_data()
     monkeypatch.setenv("SPARSESIS_FAST", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # the kernel starts in notebooks/: make the package importable without installing it
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
