@@ -68,3 +68,14 @@ def weights_checksums(model: torch.nn.Module, d: Dist) -> list[float]:
     out = [torch.zeros_like(local) for _ in range(d.world)]
     dist.all_gather(out, local)
     return [float(x) for x in out]
+
+
+def gather_rows(x, d: Dist):
+    """Concatenate each rank's ``(n_r, D)`` numpy rows in rank order, on every rank."""
+    import numpy as np
+
+    if d.world == 1:
+        return x
+    parts = [None] * d.world
+    dist.all_gather_object(parts, x)
+    return np.concatenate(parts)

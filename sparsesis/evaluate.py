@@ -36,8 +36,14 @@ def held_out_inputs(pairs: PairSet, kind: str, mask_seeds: int, limit: int | Non
 
 
 def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int = 1, feature_net=None,
-             limit: int | None = None, seed: int = 0, progress: bool = True, kid_subsets: int = 100) -> dict:
+             limit: int | None = None, seed: int = 0, progress: bool = True, kid_subsets: int = 100,
+             dist=None) -> dict:
+    """Metrics per method and input kind. With ``dist`` (torchrun), each process generates a contiguous
+    shard of the layouts and the features are gathered, so the numbers match a single-process run."""
+    from . import distributed as D
     from .metrics import cached_features, fd_from_features, feature_network, kid
+
+    dist = dist or D.Dist()
 
     net = feature_net or feature_network("effnet-lite0")
     photos, _ = pairs.centre_arrays()
@@ -52,18 +58,25 @@ def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int
         for kind in kinds:
             layouts, _ = held_out_inputs(pairs, kind, mask_seeds, limit)
             t0 = time.perf_counter()
-            images = _generate(gen, layouts, seed, f"{name}/{kind}", progress)
+            lo, hi = shard(len(layouts), dist.rank, dist.world)
+            images = _generate(gen, layouts[lo:hi], seed + lo, f"{name}/{kind}", progress and dist.is_main)
             secs = time.perf_counter() - t0
-            feats = net(images)
+            feats = D.gather_rows(net(images), dist)
             k_mean, k_std = kid(feats, real, subsets=kid_subsets)
             result["methods"][name][kind] = {
                 "fd": round(fd_from_features(feats, real), 3), "kid": round(k_mean, 5), "kid_std": round(k_std, 5),
-                "n": len(images), "labelled_share": round(float((layouts != pairs.classset.unknown_id).mean()), 4),
-                "seconds_per_image": round(secs / len(images), 4)}
-            if progress:
+                "n": len(feats), "labelled_share": round(float((layouts != pairs.classset.unknown_id).mean()), 4),
+                "seconds_per_image": round(secs / max(1, len(images)), 4)}
+            if progress and dist.is_main:
                 print(f"{name:>10} {kind:>14}: {net.metric} {result['methods'][name][kind]['fd']:.1f}  "
                       f"KID {k_mean:.4f}", file=sys.stderr, flush=True)
     return result
+
+
+def shard(n: int, rank: int, world: int) -> tuple[int, int]:
+    """Contiguous block ``[lo, hi)`` of ``n`` items for ``rank`` of ``world``."""
+    per = -(-n // world)
+    return min(n, rank * per), min(n, (rank + 1) * per)
 
 
 def _generate(gen, layouts, seed, desc, progress, chunk=20):
@@ -123,6 +136,9 @@ def main(argv=None) -> None:
     from .data import DataError
     from .metrics import FeatureNetworkError, feature_network
 
+    from . import distributed as D
+
+    dist = D.init(D.pick_device("cpu"))
     try:
         net = feature_network(a.features, inception_path=a.inception)
         eval_pairs = load_split("eval", 64, a.data)
@@ -133,9 +149,9 @@ def main(argv=None) -> None:
             eval_pairs = load_split("eval", synth.image_size, a.data)
             train_pairs = load_split("train", synth.image_size, a.data)
             gens = dict([build_generator(f"ours={a.checkpoint}", None, a.steps, a.guidance)])
-            ours = evaluate(gens, eval_pairs, ["random_mask"], a.mask_seeds, net, a.limit, a.seed)
+            ours = evaluate(gens, eval_pairs, ["random_mask"], a.mask_seeds, net, a.limit, a.seed, dist=dist)
             trivial = evaluate(dict([build_generator("trivial", train_pairs, None, None)]), eval_pairs, ["dense"],
-                               1, net, a.limit, a.seed)
+                               1, net, a.limit, a.seed, dist=dist)
             o, tr = ours["methods"]["ours"]["random_mask"], trivial["methods"]["trivial"]["dense"]
             out = {"metric": net.metric,
                    "ours": {"fd": o["fd"], "kid": o["kid"], "steps": ours["info"]["ours"]["steps"],
@@ -149,12 +165,15 @@ def main(argv=None) -> None:
         else:
             train_pairs = load_split("train", 64, a.data) if "trivial" in a.method else None
             gens = dict(build_generator(m, train_pairs, a.steps, a.guidance) for m in a.method)
-            out = evaluate(gens, eval_pairs, a.kinds, a.mask_seeds, net, a.limit, a.seed)
+            out = evaluate(gens, eval_pairs, a.kinds, a.mask_seeds, net, a.limit, a.seed, dist=dist)
             out["command"] = "python -m sparsesis.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
-        write_json(a.out, out)
-        print(json.dumps(out, indent=2))
+        if dist.is_main:
+            write_json(a.out, out)
+            print(json.dumps(out, indent=2))
     except (DataError, FeatureNetworkError, CheckpointError) as err:
         sys.exit(f"error: {err}")
+    finally:
+        D.shutdown(dist)
 
 
 if __name__ == "__main__":
