@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from . import distributed as D
-from .batches import classwise_masker, make_batch
+from .batches import StepBatches, classwise_masker, make_batch
 from .checkpoint import (CONFIG_FILE, STATE_FILE, flatten_optimizer, load_model_dir, load_tensors, read_metadata,
                          save_json_atomic, save_model_dir, save_tensors_atomic, unflatten_optimizer)
 from .classes import ClassSet, one_hot
@@ -208,6 +208,12 @@ def train(cfg: TrainConfig) -> dict:
               f"{pairs.size}px, device {device}, {dist.world} process(es)", flush=True)
 
     masker = make_masker(cfg)
+    batches = None
+    if cfg.num_workers > 0:  # prepare batches in worker processes (GPU runs); the stream is the same
+        batches = iter(torch.utils.data.DataLoader(
+            StepBatches(pairs, cfg.seed, cfg.batch_size, masker, cfg.layout_drop, dist.rank, dist.world, cfg.steps),
+            sampler=range(step, cfg.steps), batch_size=None, num_workers=cfg.num_workers,
+            pin_memory=device.type == "cuda"))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     stop = {"now": False}
 
@@ -227,7 +233,8 @@ def train(cfg: TrainConfig) -> dict:
     try:
         while step < cfg.steps and not stop["now"] and not (deadline and time.time() > deadline):
             t0 = time.time()
-            batch = make_batch(pairs, step, cfg.seed, cfg.batch_size, masker, cfg.layout_drop, dist.rank, dist.world)
+            batch = next(batches) if batches is not None else make_batch(
+                pairs, step, cfg.seed, cfg.batch_size, masker, cfg.layout_drop, dist.rank, dist.world)
             x = batch.photos.to(device).contiguous(memory_format=torch.channels_last)
             layout = one_hot(batch.layouts.to(device), classset.num_channels).contiguous(memory_format=torch.channels_last)
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 101 + dist.rank)

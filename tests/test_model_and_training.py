@@ -158,3 +158,12 @@ def test_synthesizer_inputs_and_errors(toy_root, tmp_path):
     img, traj = synth(ids, steps=3, seed=1, return_trajectory=True)
     assert len(traj.x0) == 3 and traj.t[0] == 1.0
     np.testing.assert_array_equal(traj.x0[-1], img)
+
+
+def test_worker_batches_equal_inline_batches(toy_root, tmp_path):
+    train(_cfg(toy_root, tmp_path / "inline", 3))
+    train(replace(_cfg(toy_root, tmp_path / "workers", 3), num_workers=2))
+    a, b = _state(tmp_path / "inline"), _state(tmp_path / "workers")
+    for k in a:
+        if k.startswith("model."):
+            assert torch.equal(a[k], b[k])
