@@ -145,14 +145,17 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
             raise gr.Error("Steps and seed must be whole numbers.") from err
         t0 = time.perf_counter()
         try:
-            out = synth(ids, steps=steps, seed=seed, guidance=float(guidance), return_trajectory=bool(show_steps))
+            # a distilled student has its guidance built in: the slider does not apply to it
+            g = None if synth.distilled else float(guidance)
+            out = synth(ids, steps=steps, seed=seed, guidance=g, return_trajectory=bool(show_steps))
         except ValueError as err:
             raise gr.Error(str(err)) from err
         ms = 1000 * (time.perf_counter() - t0)
         image, traj = out if show_steps else (out, None)
         gallery = [(upscale(x0, 128), f"step {i + 1}, t={t:.2f}") for i, (t, x0) in enumerate(zip(traj.t, traj.x0))] if traj else []
         labelled = float((ids != synth.classset.unknown_id).mean())
-        info = (f"**{ms:.0f} ms** · {method} · {steps} step(s) · guidance {float(guidance):g} · seed {seed} · "
+        g_text = f"guidance {synth.guidance_label:g} (built in)" if synth.distilled else f"guidance {float(guidance):g}"
+        info = (f"**{ms:.0f} ms** · {method} · {steps} step(s) · {g_text} · seed {seed} · "
                 f"{100 * labelled:.0f}% of the layout labelled")
         seen = cv2.resize(synth.classset.ids_to_colors(ids), (128, 128), interpolation=cv2.INTER_NEAREST)
         return upscale(image), gallery, seen, info

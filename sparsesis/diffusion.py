@@ -65,6 +65,15 @@ def v_from_x(z: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return a * eps - s * x
 
 
+def ddim_step(z: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """One deterministic DDIM move from time t to s < t given the predicted clean image:
+    z_s = alpha_s x0 + sigma_s * (z_t - alpha_t x0) / sigma_t."""
+    a_t, s_t = alpha_sigma(logsnr_cosine(t))
+    a_s, s_s = alpha_sigma(logsnr_cosine(s))
+    eps = (z - _bc(a_t, z) * x0) / _bc(s_t, z).clamp_min(1e-8)
+    return _bc(a_s, z) * x0 + _bc(s_s, z) * eps
+
+
 # ---------------------------------------------------------------------------------------------
 # training loss
 # ---------------------------------------------------------------------------------------------

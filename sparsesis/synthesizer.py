@@ -85,9 +85,7 @@ class Synthesizer:
         steps = self.default_steps if steps is None else steps
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-        guidance = self.default_guidance if guidance is None else float(guidance)
-        if not np.isfinite(guidance) or guidance < 0:
-            raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
+        guidance = self._guidance(guidance)
         sampler = sampler or self.default_sampler
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
@@ -117,6 +115,25 @@ class Synthesizer:
             if traj is not None:
                 traj = Trajectory(traj.t, [z[0] for z in traj.z], [x0[0] for x0 in traj.x0])
         return (images, traj) if return_trajectory else images
+
+    def _guidance(self, guidance) -> float:
+        if guidance is not None:
+            guidance = float(guidance)
+            if not np.isfinite(guidance) or guidance < 0:
+                raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
+        if self.distilled:
+            # a student has the teacher's guidance baked into its single pass
+            baked = float(self.distilled.get("guidance", 1.0))
+            if guidance is not None and abs(guidance - baked) > 1e-6:
+                raise ValueError(f"this distilled student has guidance {baked:g} built in; pass guidance=None "
+                                 "(or that value), or use the undistilled teacher to change it")
+            return 1.0
+        return self.default_guidance if guidance is None else guidance
+
+    @property
+    def guidance_label(self) -> float:
+        """The guidance scale the images reflect (the baked one for a student)."""
+        return float(self.distilled.get("guidance", 1.0)) if self.distilled else self.default_guidance
 
     def _network(self):
         if self.precision == "bf16":

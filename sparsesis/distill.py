@@ -1,0 +1,208 @@
+"""Progressive distillation (Salimans & Ho 2022, Algorithm 2): a student learns to take in one DDIM step
+what the teacher takes in two; then it becomes the teacher and the step count halves again.
+
+    python -m sparsesis.distill --teacher checkpoints/ours64 --run-dir runs/distill64 \
+        --teacher-steps 64 --final-steps 4 --iters-per-stage 600
+
+Guidance: we distil the *guided* teacher at one fixed scale (the teacher's default): the student's
+single pass reproduces ``v_u + w (v_c - v_u)``, so each student step costs one network pass instead of
+two. (Meng et al. 2023 instead condition the student on w; that keeps the guidance adjustable but needs
+an extra input and more training than this CPU budget allows.) A student's config records the scale
+it baked in; ``Synthesizer`` refuses another one for it.
+
+Layout: ``<run>/state.safetensors`` (the stage in progress: student, optimizer, iteration), and one
+model folder ``<run>/student_<steps>`` per finished stage. Re-running the command resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .batches import classwise_masker, make_batch
+from .checkpoint import (STATE_FILE, flatten_optimizer, load_tensors, read_metadata, save_model_dir,
+                         save_tensors_atomic, unflatten_optimizer)
+from .classes import one_hot
+from .diffusion import alpha_sigma, ddim_step, guided, logsnr_cosine, q_sample, x_eps_from_v
+from .masking import MaskConfig
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    teacher: str = "checkpoints/ours64"
+    run: str = "runs/distill64"
+    data: str | None = None
+    teacher_steps: int = 64  # N: the teacher's DDIM step count (a power of two)
+    final_steps: int = 4  # stop after the stage that produces this many steps
+    iters_per_stage: int = 600
+    batch_size: int = 16
+    lr: float = 5e-5
+    guidance: float | None = None  # default: the teacher's
+    seed: int = 0
+    save_every: int = 100
+    threads: int | None = None
+
+
+def stage_plan(teacher_steps: int, final_steps: int) -> list[int]:
+    """Student step counts, one per stage: N/2, N/4, ..., final_steps."""
+    if teacher_steps < 2 or teacher_steps & (teacher_steps - 1):
+        raise ValueError(f"teacher_steps must be a power of two >= 2, got {teacher_steps}")
+    if final_steps < 1 or final_steps & (final_steps - 1) or final_steps >= teacher_steps:
+        raise ValueError(f"final_steps must be a power of two below teacher_steps, got {final_steps}")
+    plan, n = [], teacher_steps // 2
+    while n >= final_steps:
+        plan.append(n)
+        n //= 2
+    return plan
+
+
+def student_dir(run: Path, steps: int) -> Path:
+    return run / f"student_{steps}"
+
+
+def distillation_target(teacher_fn, z: torch.Tensor, t: torch.Tensor, student_steps: int) -> torch.Tensor:
+    """Two teacher DDIM steps t -> t - 1/(2n) -> t - 1/n, and the x that makes one step from t land there.
+
+    ``teacher_fn(z, t) -> v`` (guidance already bound in). Returns x_tilde, shape of z.
+    """
+    dt = 1.0 / student_steps
+    t1, t2 = (t - 0.5 * dt).clamp_min(0), (t - dt).clamp_min(0)
+    x0 = x_eps_from_v(z, teacher_fn(z, t).float(), t)[0].clamp(-1, 1)
+    z1 = ddim_step(z, x0, t, t1)
+    x1 = x_eps_from_v(z1, teacher_fn(z1, t1).float(), t1)[0].clamp(-1, 1)
+    z2 = ddim_step(z1, x1, t1, t2)
+    a_t, s_t = alpha_sigma(logsnr_cosine(t))
+    a_2, s_2 = alpha_sigma(logsnr_cosine(t2))
+    ratio = (s_2 / s_t).reshape(-1, 1, 1, 1)
+    denom = (a_2.reshape(-1, 1, 1, 1) - ratio * a_t.reshape(-1, 1, 1, 1))
+    return (z2 - ratio * z) / denom
+
+
+def distill_loss(student_fn, teacher_fn, x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
+                 student_steps: int) -> torch.Tensor:
+    """Per-example x-space MSE with the 'truncated SNR' weight max(snr, 1) (Salimans & Ho, Sec. 4)."""
+    z = q_sample(x, t, noise)
+    with torch.no_grad():
+        target = distillation_target(teacher_fn, z, t, student_steps)
+    x_student = x_eps_from_v(z, student_fn(z, t).float(), t)[0]
+    snr = torch.exp(logsnr_cosine(t))
+    return torch.clamp(snr, min=1.0) * ((x_student - target) ** 2).mean(dim=(1, 2, 3))
+
+
+def student_times(student_steps: int, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """Times on the student's grid: t = i / n, i in 1..n."""
+    i = torch.randint(1, student_steps + 1, (batch,), generator=generator)
+    return i.float() / student_steps
+
+
+def distill(cfg: DistillConfig, progress: bool = True) -> dict:
+    from tqdm.auto import tqdm
+
+    from .data import load_split
+    from .synthesizer import Synthesizer
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run = Path(cfg.run)
+    run.mkdir(parents=True, exist_ok=True)
+    plan = stage_plan(cfg.teacher_steps, cfg.final_steps)
+    base = Synthesizer.from_pretrained(cfg.teacher)
+    if base.distilled:
+        raise ValueError(f"{cfg.teacher} is already a distilled student; start from the undistilled teacher")
+    guidance = base.default_guidance if cfg.guidance is None else cfg.guidance
+    classset = base.classset
+    pairs = load_split("train", base.image_size, cfg.data, progress=progress)
+    mask_cfg = base.config.get("training", {}).get("mask")  # mask the way the teacher was trained
+    masker = classwise_masker(MaskConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in mask_cfg.items()})
+                              if isinstance(mask_cfg, dict) else MaskConfig())
+
+    # resume: the finished stages are folders; the stage in progress is the state file
+    done = [n for n in plan if (student_dir(run, n) / "model.safetensors").is_file()]
+    state_path = run / STATE_FILE
+    summary = {"plan": plan, "guidance": guidance, "stages": {}}
+    for n in plan:
+        if n in done:
+            continue
+        teacher_src = cfg.teacher if n == plan[0] else student_dir(run, n * 2)
+        teacher = Synthesizer.from_pretrained(teacher_src).model.float().eval().requires_grad_(False)
+        student = copy.deepcopy(teacher).train().requires_grad_(True)
+        opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
+        it = 0
+        if state_path.is_file() and int(read_metadata(state_path).get("stage", -1)) == n:
+            tensors = load_tensors(state_path)
+            meta = read_metadata(state_path)
+            student.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("student.")})
+            opt.load_state_dict(unflatten_optimizer(tensors, meta["param_groups"]))
+            it = int(meta["iteration"])
+        bar = tqdm(total=cfg.iters_per_stage, initial=it, desc=f"distil {2 * n}->{n} steps", disable=not progress,
+                   file=sys.stderr, mininterval=5.0)
+        loss_avg, t0 = None, time.time()
+
+        def save():
+            tensors = {f"student.{k}": v for k, v in student.state_dict().items()}
+            opt_t, groups = flatten_optimizer(opt.state_dict())
+            tensors.update(opt_t)
+            save_tensors_atomic(state_path, tensors, {"stage": str(n), "iteration": str(it), "param_groups": groups})
+
+        while it < cfg.iters_per_stage:
+            batch = make_batch(pairs, it, cfg.seed + 7919 * n, cfg.batch_size, masker)
+            lay = one_hot(batch.layouts, classset.num_channels)
+            uncond = one_hot(torch.full_like(batch.layouts, classset.unknown_id), classset.num_channels)
+            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + n * 10_007 + it)
+            t = student_times(n, cfg.batch_size, g)
+            noise = torch.randn(batch.photos.shape, generator=g)
+            # the first stage distils the guided teacher; later stages copy an already guided student
+            teacher_fn = guided(teacher, lay, uncond, guidance if n == plan[0] else 1.0)
+            loss = distill_loss(lambda z, tt: student(z, tt, lay), teacher_fn, batch.photos, noise, t, n).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            opt.step()
+            it += 1
+            loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_avg:.4f}", refresh=False)
+            if it % cfg.save_every == 0:
+                save()
+        bar.close()
+        cfg_out = dict(base.config)
+        cfg_out["sampling"] = {"sampler": "ddim", "steps": n, "guidance": 1.0}
+        cfg_out["distillation"] = {"steps": n, "guidance": guidance, "teacher": str(cfg.teacher),
+                                   "teacher_steps": cfg.teacher_steps, "iters_per_stage": cfg.iters_per_stage,
+                                   "batch_size": cfg.batch_size, "lr": cfg.lr, "final_loss": loss_avg}
+        save_model_dir(student_dir(run, n), student.state_dict(), cfg_out)
+        state_path.unlink(missing_ok=True)
+        summary["stages"][n] = {"loss": loss_avg, "seconds": round(time.time() - t0, 1)}
+    return summary
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m sparsesis.distill", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = DistillConfig()
+    p.add_argument("--teacher", default=d.teacher)
+    p.add_argument("--run-dir", dest="run", default=d.run)
+    p.add_argument("--data", default=None)
+    p.add_argument("--teacher-steps", type=int, default=d.teacher_steps)
+    p.add_argument("--final-steps", type=int, default=d.final_steps)
+    p.add_argument("--iters-per-stage", type=int, default=d.iters_per_stage)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--guidance", type=float, default=None)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--save-every", type=int, default=d.save_every)
+    p.add_argument("--threads", type=int, default=None)
+    a = p.parse_args(argv)
+    cfg = DistillConfig(**{k: getattr(a, k) for k in asdict(d)})
+    print(json.dumps(distill(cfg), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sparsesis import Synthesizer
+from sparsesis.checkpoint import STATE_FILE, read_metadata
+from sparsesis.diffusion import q_sample, sample_ddim, v_from_x
+from sparsesis.distill import (DistillConfig, distill, distill_loss, distillation_target, stage_plan, student_dir,
+                               student_times)
+from sparsesis.train import TrainConfig, train
+
+
+def test_stage_plan_halves():
+    assert stage_plan(64, 4) == [32, 16, 8, 4]
+    assert stage_plan(256, 1) == [128, 64, 32, 16, 8, 4, 2, 1]
+    for bad in [(48, 4), (64, 3), (4, 4)]:
+        with pytest.raises(ValueError):
+            stage_plan(*bad)
+
+
+def test_target_of_an_exact_teacher_is_the_data():
+    """With a teacher that knows x, two DDIM steps land where one step with x would: the target is x."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 8, 8, generator=g) * 2 - 1
+    t = student_times(4, 3, g)
+    z = q_sample(x, t, torch.randn(3, 3, 8, 8, generator=g))
+    target = distillation_target(lambda zz, tt: v_from_x(zz, x, tt), z, t, 4)
+    torch.testing.assert_close(target, x, atol=1e-4, rtol=0)
+
+
+def test_student_learns_two_teacher_steps_in_one():
+    """One stage on a tiny problem: the student's one-step error against two teacher steps falls."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(8, 3, 8, 8, generator=g) * 2 - 1
+    teacher = torch.nn.Conv2d(3, 3, 3, padding=1)
+    student = torch.nn.Conv2d(3, 3, 3, padding=1)
+    teacher_fn = lambda z, t: teacher(z) * (1 - t[:, None, None, None])  # noqa: E731
+    student_fn = lambda z, t: student(z) * (1 - t[:, None, None, None])  # noqa: E731
+    opt = torch.optim.Adam(student.parameters(), lr=1e-2)
+
+    def eval_loss():
+        gg = torch.Generator().manual_seed(99)
+        with torch.no_grad():
+            return distill_loss(student_fn, teacher_fn, x, torch.randn(x.shape, generator=gg),
+                                student_times(2, 8, gg), 2).mean().item()
+
+    before = eval_loss()
+    for i in range(200):
+        loss = distill_loss(student_fn, teacher_fn, x, torch.randn(x.shape, generator=g), student_times(2, 8, g), 2)
+        opt.zero_grad()
+        loss.mean().backward()
+        opt.step()
+    assert eval_loss() < 0.5 * before
+
+
+@pytest.mark.slow
+def test_distill_stages_resume_and_name_checkpoints(toy_root, tmp_path):
+    train(TrainConfig(run=str(tmp_path / "teacher"), data=str(toy_root), preset="tiny", image_size=32, batch_size=4,
+                      steps=4, sample_every=10 ** 9, threads=2))
+    cfg = DistillConfig(teacher=str(tmp_path / "teacher" / "export"), run=str(tmp_path / "d"), data=str(toy_root),
+                        teacher_steps=8, final_steps=2, iters_per_stage=4, batch_size=2, save_every=2, threads=2)
+    # stop inside the first stage: run a plan that ends after it, with fewer iterations, then resume
+    distill(DistillConfig(**{**cfg.__dict__, "final_steps": 4, "iters_per_stage": 2}), progress=False)
+    assert (student_dir(tmp_path / "d", 4) / "model.safetensors").is_file()
+    summary = distill(cfg, progress=False)
+    assert summary["plan"] == [4, 2] and list(summary["stages"]) == [2]  # stage 4 was done: not redone
+    assert not (tmp_path / "d" / STATE_FILE).exists()  # no half stage left behind
+    s = Synthesizer.from_pretrained(student_dir(tmp_path / "d", 2))
+    assert s.default_steps == 2 and s.distilled["guidance"] == s.guidance_label
+    lay = np.full((32, 32), 4)
+    lay[:10] = 2
+    img = s(lay, seed=0)
+    assert img.shape == (32, 32, 3)
+    with pytest.raises(ValueError, match="built in"):
+        s(lay, guidance=s.guidance_label + 1)
+
+
+@pytest.mark.slow
+def test_distill_resumes_mid_stage(toy_root, tmp_path):
+    train(TrainConfig(run=str(tmp_path / "teacher"), data=str(toy_root), preset="tiny", image_size=32, batch_size=4,
+                      steps=2, sample_every=10 ** 9, threads=2))
+    base = dict(teacher=str(tmp_path / "teacher" / "export"), run=str(tmp_path / "d"), data=str(toy_root),
+                teacher_steps=4, final_steps=2, batch_size=2, save_every=2, threads=2)
+    import sparsesis.distill as D
+
+    # simulate an interruption: a state file for stage 2 at iteration 2
+    orig = D.save_model_dir
+    D.save_model_dir = lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            distill(DistillConfig(**base, iters_per_stage=2), progress=False)
+    finally:
+        D.save_model_dir = orig
+    meta = read_metadata(tmp_path / "d" / STATE_FILE)
+    assert meta["stage"] == "2" and meta["iteration"] == "2"
+    distill(DistillConfig(**base, iters_per_stage=3), progress=False)
+    assert (student_dir(tmp_path / "d", 2) / "config.json").is_file()
+    cfg = json.loads((student_dir(tmp_path / "d", 2) / "config.json").read_text())
+    assert cfg["distillation"]["steps"] == 2 and cfg["sampling"]["steps"] == 2
