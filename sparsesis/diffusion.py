@@ -77,20 +77,30 @@ def ddim_step(z: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, s: torch.Tenso
 # ---------------------------------------------------------------------------------------------
 # training loss
 # ---------------------------------------------------------------------------------------------
-def loss_weight(t: torch.Tensor, snr_gamma: float | None = 5.0) -> torch.Tensor:
-    """Min-SNR-gamma weighting for the v-loss (Hang et al. 2023): min(snr, gamma) / (snr + 1)."""
+def loss_weight(t: torch.Tensor, snr_gamma: float | None = 5.0, snr_floor: float | None = 1.0) -> torch.Tensor:
+    """Weight of the v-prediction MSE, as an x-space weight ``clamp(snr, floor, gamma)`` divided by ``snr + 1``
+    (since ||x_hat - x||^2 = sigma^2 ||v_hat - v||^2 = ||v_hat - v||^2 / (snr + 1)).
+
+    The cap ``gamma`` is min-SNR weighting (Hang et al. 2023). The floor is Salimans & Ho's truncated SNR: without
+    it the weight of high-noise times goes to 0 and the x prediction at t ~ 1, which a few-step sampler
+    and distillation lean on, is never learned. ``None`` switches either side off (both off: plain v-MSE)."""
     snr = torch.exp(logsnr_cosine(t))
-    if snr_gamma is None:
+    if snr_gamma is None and snr_floor is None:
         return torch.ones_like(snr)
-    return torch.clamp(snr, max=snr_gamma) / (snr + 1)
+    w = snr
+    if snr_gamma is not None:
+        w = torch.clamp(w, max=snr_gamma)
+    if snr_floor is not None:
+        w = torch.clamp(w, min=snr_floor)
+    return w / (snr + 1)
 
 
 def diffusion_loss(model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
-                   snr_gamma: float | None = 5.0) -> torch.Tensor:
+                   snr_gamma: float | None = 5.0, snr_floor: float | None = 1.0) -> torch.Tensor:
     """Weighted v-prediction MSE, one value per example: (B,)."""
     z = q_sample(x, t, noise)
     err = (model_fn(z, t).float() - v_target(x, noise, t)) ** 2
-    return loss_weight(t, snr_gamma) * err.mean(dim=tuple(range(1, x.ndim)))
+    return loss_weight(t, snr_gamma, snr_floor) * err.mean(dim=tuple(range(1, x.ndim)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     layout_drop: float = 0.1  # classifier-free guidance training
     snr_gamma: float = 5.0
+    snr_floor: float = 1.0
     mask: MaskConfig = field(default_factory=MaskConfig)
     masking: str = "classwise"  # classwise | shared | none (the ablation's variants)
     seed: int = 0
@@ -191,6 +192,13 @@ def train(cfg: TrainConfig) -> dict:
         if dist.is_main:
             print(f"initialised from {cfg.init_from} (step {step}); optimizer state starts afresh", flush=True)
     record = {**record, "world": dist.world, "device": str(device)}
+    # keep a history of loss weightings, so a run whose weighting changed says so
+    weighting = f"x-weight clamp(snr, {cfg.snr_floor}, {cfg.snr_gamma})"
+    history = list(record.get("loss_weighting", [{"from_step": 0, "weighting": "x-weight min(snr, 5.0)"}]
+                               if step > 0 and "loss_weighting" not in record else []))
+    if not history or history[-1]["weighting"] != weighting:
+        history.append({"from_step": step, "weighting": weighting})
+    record["loss_weighting"] = history
 
     ddp_model = model
     if dist.world > 1:
@@ -243,7 +251,8 @@ def train(cfg: TrainConfig) -> dict:
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
             with autocast:
-                loss = diffusion_loss(lambda z, tt: ddp_model(z, tt, layout), x, t, noise, cfg.snr_gamma).mean()
+                loss = diffusion_loss(lambda z, tt: ddp_model(z, tt, layout), x, t, noise, cfg.snr_gamma,
+                                      cfg.snr_floor).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
