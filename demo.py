@@ -193,8 +193,9 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
         return _as_editor_value(sketch), (upscale(photo) if photo is not None else None)
 
     with gr.Blocks(title="sparsesis: photos from sparse layouts") as app:
+        some = ", ".join(classset.names[:4])
         gr.Markdown("# sparsesis: a photo from a few strokes\nPick a class colour, paint a few rough strokes "
-                    "(sky on top, building, windows, road...), press **Generate**. Unpainted space is *unknown*: "
+                    f"({some}...), press **Generate**. Unpainted space is *unknown*: "
                     "the model fills it in. Keep the seed fixed and add strokes to edit the picture.")
         if load_error:
             gr.Markdown(f"⚠️ {load_error}")

@@ -194,3 +194,17 @@ def test_browser_draw_two_classes_and_generate(server):
     assert "ms" in info and "labelled" in info
     share = float(info.split("%")[0].split("·")[-1])
     assert 3 < share < 90  # strokes arrived as labels, not an empty canvas
+
+
+def test_palette_and_legend_come_from_the_checkpoint(toy_root, tmp_path):
+    """A checkpoint with another class set (4 toy classes) drives the demo's legend and brush colours."""
+    from sparsesis.train import TrainConfig, train
+
+    train(TrainConfig(run=str(tmp_path / "r"), data=str(toy_root), preset="tiny", image_size=32, batch_size=2,
+                      steps=1, sample_every=10 ** 9, threads=2))
+    app = demo.build_app({"toy": tmp_path / "r" / "export"})
+    config = str(app.config)
+    for name in ("ground", "wall", "sky", "tree"):
+        assert name in config
+    assert "#00a000" in config  # the 'tree' colour (0, 160, 0) is a brush swatch
+    assert "window" not in config  # nothing of LabelMeFacade's classes
