@@ -17,7 +17,6 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 def test_notebook_runs(path, monkeypatch):
     needs_data()
     monkeypatch.setenv("SPARSESIS_FAST", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     # the kernel starts in notebooks/: make the package importable without installing it
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     nb = nbformat.read(path, as_version=4)
