@@ -120,7 +120,7 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
         try:
             s = pool.get(default)
             classset = s.classset
-            default_steps, default_guidance = min(s.default_steps, 50), s.default_guidance
+            default_steps, default_guidance = min(s.default_steps, 20), s.guidance_label
         except gr.Error as err:
             load_error = str(err)
     if classset is None:
