@@ -106,18 +106,24 @@ def load_model_dir(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
 
 
 # ---- optimizer state <-> flat tensors (so training state is safetensors too) ------------------
-def flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], str]:
+def flatten_optimizer(state: dict, prefix: str = "opt") -> tuple[dict[str, torch.Tensor], str]:
     tensors = {}
     for idx, s in state["state"].items():
         for k, v in s.items():
-            tensors[f"opt.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+            tensors[f"{prefix}.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
     return tensors, json.dumps(state["param_groups"])
 
 
-def unflatten_optimizer(tensors: dict[str, torch.Tensor], param_groups_json: str) -> dict:
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], param_groups_json: str, prefix: str = "opt") -> dict:
     state: dict[int, dict] = {}
     for name, v in tensors.items():
-        if name.startswith("opt."):
+        if name.startswith(prefix + "."):
             _, idx, k = name.split(".", 2)
             state.setdefault(int(idx), {})[k] = v
     return {"state": state, "param_groups": json.loads(param_groups_json)}
+
+
+def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries under ``prefix.`` with the prefix stripped."""
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}

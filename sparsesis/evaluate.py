@@ -101,6 +101,11 @@ def build_generator(spec: str, train_pairs: PairSet | None, steps: int | None, g
     if "=" not in spec:
         raise SystemExit(f"error: method {spec!r} must be 'trivial' or NAME=CHECKPOINT_FOLDER")
     name, path = spec.split("=", 1)
+    kind = json.loads((Path(path) / "config.json").read_text()).get("kind") if (Path(path) / "config.json").is_file() else None
+    if kind == "sparsesis-gan":
+        from .generators import GanGenerator
+
+        return name, GanGenerator.from_pretrained(path, name)
     return name, DiffusionGenerator(Synthesizer.from_pretrained(path), steps=steps, guidance=guidance, name=name)
 
 

@@ -71,3 +71,34 @@ class MeanColourGenerator:
 
     def info(self) -> dict:
         return {"parameters": 0, "images_seen": None, "train_hours": 0.0}
+
+
+@dataclass
+class GanGenerator:
+    """A trained GAN baseline's generator (``sparsesis.baselines``); image ``i`` uses noise seed ``seed + i``."""
+
+    method: object
+    classset: ClassSet
+    config: dict
+    name: str = "gan"
+
+    @classmethod
+    def from_pretrained(cls, path, name: str | None = None) -> "GanGenerator":
+        from .baselines.train import load_generator
+
+        method, classset, config = load_generator(path)
+        return cls(method, classset, config, name or config["method"])
+
+    def generate(self, layouts: np.ndarray, seed: int) -> np.ndarray:
+        import torch
+
+        from .classes import one_hot
+        from .data import tensor_to_photo
+
+        lay = one_hot(torch.from_numpy(np.asarray(layouts)), self.classset.num_channels)
+        return tensor_to_photo(self.method.generate(lay, [seed + i for i in range(len(layouts))]))
+
+    def info(self) -> dict:
+        rec = self.config.get("record", {})
+        return {"parameters": rec.get("parameters_g"), "images_seen": rec.get("images_seen"),
+                "train_hours": round(rec.get("train_seconds", 0) / 3600, 3), "device": rec.get("device")}
