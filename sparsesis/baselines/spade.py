@@ -162,13 +162,13 @@ class SpadeMethod(nn.Module):
         self.generator = SpadeGenerator(cfg)
         self.discriminator = MultiscaleDiscriminator(cfg)
 
-    def d_loss(self, photos, layout, generator=None) -> tuple[torch.Tensor, dict]:
+    def d_loss(self, photos, layout, generator=None, full_ids=None) -> tuple[torch.Tensor, dict]:
         with torch.no_grad():
             fake = self.generator(layout, self.generator.sample_noise(len(photos), generator).to(photos.device))
         loss = hinge_d(self.discriminator(photos, layout), self.discriminator(fake, layout))
         return loss, {"d": loss.item()}
 
-    def g_loss(self, photos, layout, generator=None) -> tuple[torch.Tensor, dict]:
+    def g_loss(self, photos, layout, generator=None, full_ids=None) -> tuple[torch.Tensor, dict]:
         fake = self.generator(layout, self.generator.sample_noise(len(photos), generator).to(photos.device))
         fake_out = self.discriminator(fake, layout)
         with torch.no_grad():

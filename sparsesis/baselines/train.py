@@ -25,10 +25,12 @@ from ..classes import ClassSet, one_hot
 from ..data import load_split
 from ..masking import MaskConfig
 from ..unet import count_parameters
+from .oasis import OasisConfig, OasisMethod
+from .sean import SeanConfig, SeanMethod
 from .spade import SpadeConfig, SpadeMethod
 
 GAN_KIND = "sparsesis-gan"
-METHODS = {"spade": (SpadeConfig, SpadeMethod)}
+METHODS = {"spade": (SpadeConfig, SpadeMethod), "oasis": (OasisConfig, OasisMethod), "sean": (SeanConfig, SeanMethod)}
 
 
 @dataclass(frozen=True)
@@ -125,11 +127,11 @@ def train_gan(cfg: GanTrainConfig, progress: bool = True) -> dict:
             batch = make_batch(pairs, step, cfg.seed, cfg.batch_size, masker)
             layout = one_hot(batch.layouts, classset.num_channels)
             g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            d_loss, logs = method.d_loss(batch.photos, layout, g)
+            d_loss, logs = method.d_loss(batch.photos, layout, g, batch.full_layouts)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
-            g_loss, logs_g = method.g_loss(batch.photos, layout, g)
+            g_loss, logs_g = method.g_loss(batch.photos, layout, g, batch.full_layouts)
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()

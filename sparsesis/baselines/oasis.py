@@ -1,0 +1,150 @@
+"""OASIS (Schönfeld et al. 2021), scaled to 64x64: a SPADE-style generator conditioned on the layout
+concatenated with 3D noise (a noise vector replicated over the image), and a U-Net discriminator that
+segments every pixel into the K classes or "fake" (N+1 classes), with class-balanced cross-entropy and
+LabelMix regularisation.
+
+Sparse layouts (documented choice): real photos come with their *full* label maps, so the discriminator's
+real target is the full map; for generated images the generator is pushed toward the input class where the
+layout names one, and toward "some real class" (-log(1 - p_fake)) where the layout says UNKNOWN.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils import spectral_norm
+
+from .spade import SpadeResBlock
+
+
+@dataclass(frozen=True)
+class OasisConfig:
+    image_size: int = 64
+    label_channels: int = 10  # K classes + UNKNOWN
+    z_dim: int = 32
+    base_channels: int = 32
+    spade_hidden: int = 64
+    disc_channels: int = 32
+    labelmix: float = 10.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class OasisGenerator(nn.Module):
+    def __init__(self, cfg: OasisConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.levels = 4
+        self.start = cfg.image_size // 2 ** self.levels
+        cond = cfg.label_channels + cfg.z_dim
+        chans = [cfg.base_channels * min(8, 2 ** (self.levels - i)) for i in range(self.levels + 1)]
+        self.chans = chans
+        self.conv_in = nn.Conv2d(cond, chans[0], 3, padding=1)
+        self.blocks = nn.ModuleList([SpadeResBlock(chans[i], chans[i + 1], cond, cfg.spade_hidden)
+                                     for i in range(self.levels)])
+        self.head = SpadeResBlock(chans[-1], chans[-1], cond, cfg.spade_hidden)
+        self.out = nn.Conv2d(chans[-1], 3, 3, padding=1)
+
+    def forward(self, layout: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        # 3D noise: z (B, z_dim) replicated over H x W and concatenated with the layout
+        cond = torch.cat([layout, z[:, :, None, None].expand(-1, -1, *layout.shape[-2:])], 1)
+        h = self.conv_in(F.interpolate(cond, size=(self.start, self.start), mode="nearest"))
+        for block in self.blocks:
+            h = F.interpolate(block(h, cond), scale_factor=2, mode="nearest")
+        return torch.tanh(self.out(F.leaky_relu(self.head(h, cond), 0.2)))
+
+    def sample_noise(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(batch, self.cfg.z_dim, generator=generator)
+
+
+def _down(cin, cout):
+    return nn.Sequential(spectral_norm(nn.Conv2d(cin, cout, 3, padding=1)), nn.LeakyReLU(0.2),
+                         spectral_norm(nn.Conv2d(cout, cout, 4, stride=2, padding=1)), nn.LeakyReLU(0.2))
+
+
+def _up(cin, cout):
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                         spectral_norm(nn.Conv2d(cin, cout, 3, padding=1)), nn.LeakyReLU(0.2))
+
+
+class UNetDiscriminator(nn.Module):
+    """Per-pixel logits over K real classes + 1 fake class: (B, K + 1, H, W)."""
+
+    def __init__(self, num_classes: int, ch: int):
+        super().__init__()
+        c = [ch, 2 * ch, 4 * ch, 8 * ch]
+        self.downs = nn.ModuleList([_down(3, c[0]), _down(c[0], c[1]), _down(c[1], c[2]), _down(c[2], c[3])])
+        self.ups = nn.ModuleList([_up(c[3], c[2]), _up(2 * c[2], c[1]), _up(2 * c[1], c[0]), _up(2 * c[0], c[0])])
+        self.out = nn.Conv2d(c[0], num_classes + 1, 1)
+
+    def forward(self, x):
+        skips = []
+        for d in self.downs:
+            x = d(x)
+            skips.append(x)
+        skips.pop()
+        for i, u in enumerate(self.ups):
+            x = u(x)
+            if skips:
+                x = torch.cat([x, skips.pop()], 1)
+        return self.out(x)
+
+
+def balanced_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy with OASIS's class balancing: each class weighted by the inverse of its pixel share."""
+    n_cls = logits.shape[1]
+    counts = torch.bincount(target.reshape(-1), minlength=n_cls).float()
+    present = (counts > 0).sum().clamp_min(1)
+    weights = torch.where(counts > 0, target.numel() / (counts * present), torch.zeros_like(counts))
+    return (F.cross_entropy(logits, target, reduction="none") * weights[target]).mean()
+
+
+class OasisMethod(nn.Module):
+    name = "oasis"
+
+    def __init__(self, cfg: OasisConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.k = cfg.label_channels - 1  # real classes; index k is "fake"
+        self.generator = OasisGenerator(cfg)
+        self.discriminator = UNetDiscriminator(self.k, cfg.disc_channels)
+
+    def _fake(self, layout, n, generator):
+        return self.generator(layout, self.generator.sample_noise(n, generator).to(layout.device))
+
+    def d_loss(self, photos, layout, generator=None, full_ids=None):
+        full_ids = full_ids.to(photos.device).long()
+        with torch.no_grad():
+            fake = self._fake(layout, len(photos), generator)
+        d_real, d_fake = self.discriminator(photos), self.discriminator(fake)
+        loss_real = balanced_ce(d_real, full_ids)
+        loss_fake = F.cross_entropy(d_fake, torch.full_like(full_ids, self.k))
+        # LabelMix: mix real and fake by a random subset of the classes; D must mix its outputs the same way
+        classes = torch.unique(full_ids)
+        chosen = classes[torch.randperm(len(classes), generator=generator)[: max(1, len(classes) // 2)]]
+        mask = torch.isin(full_ids, chosen).unsqueeze(1).float()
+        mixed = mask * photos + (1 - mask) * fake
+        lm = F.mse_loss(self.discriminator(mixed), mask * d_real + (1 - mask) * d_fake)
+        loss = loss_real + loss_fake + self.cfg.labelmix * lm
+        return loss, {"d_real": loss_real.item(), "d_fake": loss_fake.item(), "labelmix": lm.item()}
+
+    def g_loss(self, photos, layout, generator=None, full_ids=None):
+        fake = self._fake(layout, len(photos), generator)
+        logits = self.discriminator(fake)
+        sparse = layout.argmax(1)
+        known = sparse < self.k
+        target = torch.where(known, sparse, torch.zeros_like(sparse))
+        ce = F.cross_entropy(logits, target, reduction="none")
+        # where the layout is UNKNOWN: any real class will do, i.e. not "fake"
+        p_fake = F.softmax(logits, 1)[:, self.k]
+        any_real = -torch.log((1 - p_fake).clamp_min(1e-6))
+        loss = torch.where(known, ce, any_real).mean()
+        return loss, {"g": loss.item()}
+
+    @torch.no_grad()
+    def generate(self, layout: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+        z = torch.stack([self.generator.sample_noise(1, torch.Generator().manual_seed(s))[0] for s in seeds])
+        return self.generator(layout, z.to(layout.device))
