@@ -37,7 +37,7 @@ def held_out_inputs(pairs: PairSet, kind: str, mask_seeds: int, limit: int | Non
 
 def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int = 1, feature_net=None,
              limit: int | None = None, seed: int = 0, progress: bool = True, kid_subsets: int = 100,
-             dist=None) -> dict:
+             dist=None, segmenter=None) -> dict:
     """Metrics per method and input kind. With ``dist`` (torchrun), each process generates a contiguous
     shard of the layouts and the features are gathered, so the numbers match a single-process run."""
     from . import distributed as D
@@ -52,21 +52,30 @@ def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int
     real = cached_features(net, photos)
     result = {"metric": net.metric, "kid_metric": f"KID-{net.name}", "n_real": len(photos),
               "mask_seeds": mask_seeds, "seed": seed, "methods": {}, "info": {}}
+    if segmenter is not None:
+        from .segmenter import iou_per_class
+
+        _, full_ids = pairs.centre_arrays()
+        result["segmenter_real_miou"] = segmenter.score(photos, full_ids[: len(photos)])["miou"]
     for name, gen in generators.items():
         result["info"][name] = gen.info() if hasattr(gen, "info") else {}
         result["methods"][name] = {}
         for kind in kinds:
-            layouts, _ = held_out_inputs(pairs, kind, mask_seeds, limit)
+            layouts, real_idx = held_out_inputs(pairs, kind, mask_seeds, limit)
             t0 = time.perf_counter()
             lo, hi = shard(len(layouts), dist.rank, dist.world)
             images = _generate(gen, layouts[lo:hi], seed + lo, f"{name}/{kind}", progress and dist.is_main)
             secs = time.perf_counter() - t0
             feats = D.gather_rows(net(images), dist)
+            seg_pred = D.gather_rows(segmenter.predict(images), dist) if segmenter is not None else None
             k_mean, k_std = kid(feats, real, subsets=kid_subsets)
             result["methods"][name][kind] = {
                 "fd": round(fd_from_features(feats, real), 3), "kid": round(k_mean, 5), "kid_std": round(k_std, 5),
                 "n": len(feats), "labelled_share": round(float((layouts != pairs.classset.unknown_id).mean()), 4),
                 "seconds_per_image": round(secs / max(1, len(images)), 4)}
+            if seg_pred is not None:  # layout fidelity against the *full* held-out label maps
+                per = iou_per_class(seg_pred, full_ids[real_idx], pairs.classset.num_classes)
+                result["methods"][name][kind]["miou"] = round(float(np.nanmean(per)), 4)
             if progress and dist.is_main:
                 print(f"{name:>10} {kind:>14}: {net.metric} {result['methods'][name][kind]['fd']:.1f}  "
                       f"KID {k_mean:.4f}", file=sys.stderr, flush=True)
@@ -134,6 +143,7 @@ def main(argv=None) -> None:
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--features", default="effnet-lite0", choices=["effnet-lite0", "inception"])
         q.add_argument("--inception", default=None, help="path to inception-2015-12-05.pt (for --features inception)")
+        q.add_argument("--segmenter", default=None, help="segmenter model folder: adds mIoU (layout fidelity)")
         q.add_argument("--out", required=True)
     a = p.parse_args(argv)
 
@@ -146,6 +156,11 @@ def main(argv=None) -> None:
     dist = D.init(D.pick_device("cpu"))
     try:
         net = feature_network(a.features, inception_path=a.inception)
+        seg = None
+        if a.segmenter:
+            from .segmenter import Segmenter
+
+            seg = Segmenter.from_pretrained(a.segmenter)
         eval_pairs = load_split("eval", 64, a.data)
         if a.cmd == "generation":
             from .synthesizer import Synthesizer
@@ -154,7 +169,8 @@ def main(argv=None) -> None:
             eval_pairs = load_split("eval", synth.image_size, a.data)
             train_pairs = load_split("train", synth.image_size, a.data)
             gens = dict([build_generator(f"ours={a.checkpoint}", None, a.steps, a.guidance)])
-            ours = evaluate(gens, eval_pairs, ["random_mask"], a.mask_seeds, net, a.limit, a.seed, dist=dist)
+            ours = evaluate(gens, eval_pairs, ["random_mask"], a.mask_seeds, net, a.limit, a.seed, dist=dist,
+                            segmenter=seg)
             trivial = evaluate(dict([build_generator("trivial", train_pairs, None, None)]), eval_pairs, ["dense"],
                                1, net, a.limit, a.seed, dist=dist)
             o, tr = ours["methods"]["ours"]["random_mask"], trivial["methods"]["trivial"]["dense"]
@@ -170,7 +186,7 @@ def main(argv=None) -> None:
         else:
             train_pairs = load_split("train", 64, a.data) if "trivial" in a.method else None
             gens = dict(build_generator(m, train_pairs, a.steps, a.guidance) for m in a.method)
-            out = evaluate(gens, eval_pairs, a.kinds, a.mask_seeds, net, a.limit, a.seed, dist=dist)
+            out = evaluate(gens, eval_pairs, a.kinds, a.mask_seeds, net, a.limit, a.seed, dist=dist, segmenter=seg)
             out["command"] = "python -m sparsesis.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
         if dist.is_main:
             write_json(a.out, out)

@@ -71,3 +71,16 @@ def test_two_process_evaluation_matches_one(toy_root, tmp_path):
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert a["methods"]["trivial"]["random_mask"]["fd"] == pytest.approx(b["methods"]["trivial"]["random_mask"]["fd"], rel=1e-6)
     assert a["methods"]["trivial"]["random_mask"]["n"] == b["methods"]["trivial"]["random_mask"]["n"] == 8
+
+
+@pytest.mark.slow
+def test_table_with_segmenter_reports_miou(toy_root, tmp_path):
+    from sparsesis.segmenter import train_segmenter
+
+    train_segmenter(tmp_path / "seg", toy_root, size=64, steps=30, batch_size=4, lr=3e-3, progress=False)
+    out = tmp_path / "eval.json"
+    main(["table", "--data", str(toy_root), "--method", "trivial", "--kinds", "dense", "--mask-seeds", "1",
+          "--segmenter", str(tmp_path / "seg" / "export"), "--out", str(out)])
+    res = json.loads(out.read_text())
+    miou = res["methods"]["trivial"]["dense"]["miou"]
+    assert 0.0 <= miou <= 1.0 and 0.0 <= res["segmenter_real_miou"] <= 1.0
