@@ -82,6 +82,27 @@ def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int
     return result
 
 
+def sparsity_curves(generators: dict, pairs: PairSet, shares, strokes, robustness, mask_seeds, net, limit=None,
+                    seed=0, dist=None, segmenter=None) -> dict:
+    """Metrics as a function of the labelled share (class-wise masks keeping exactly that share of every
+    class), of the scribble strokes per region, and under SCDM-style noisy labels. Layout of the result:
+    ``{"random_mask": {method: {share: {...}}}, "scribble": {method: {strokes: {...}}}, "<robustness kind>":
+    {method: {...}}}``."""
+    kinds = [f"share:{p:g}" for p in shares] + [f"strokes:{n}" for n in strokes] + list(robustness)
+    res = evaluate(generators, pairs, kinds, mask_seeds, net, limit, seed, dist=dist, segmenter=segmenter)
+    out = {"metric": res["metric"], "n_real": res["n_real"], "mask_seeds": mask_seeds, "info": res["info"],
+           "random_mask": {}, "scribble": {}}
+    for name, by_kind in res["methods"].items():
+        for kind, m in by_kind.items():
+            if kind.startswith("share:"):
+                out["random_mask"].setdefault(name, {})[kind.split(":")[1]] = m
+            elif kind.startswith("strokes:"):
+                out["scribble"].setdefault(name, {})[kind.split(":")[1]] = m
+            else:
+                out.setdefault(kind, {})[name] = m
+    return out
+
+
 def shard(n: int, rank: int, world: int) -> tuple[int, int]:
     """Contiguous block ``[lo, hi)`` of ``n`` items for ``rank`` of ``world``."""
     per = -(-n // world)
@@ -135,7 +156,13 @@ def main(argv=None) -> None:
     t.add_argument("--method", action="append", required=True, help="trivial or NAME=CHECKPOINT (repeatable)")
     t.add_argument("--kinds", nargs="+", default=["random_mask", "scribble"])
     t.add_argument("--mask-seeds", type=int, default=3)
-    for q in (g, t):
+    sp = sub.add_parser("sparsity", help="metrics vs labelled share and strokes, plus noisy-label kinds -> results/sparsity.json")
+    sp.add_argument("--method", action="append", required=True, help="trivial or NAME=CHECKPOINT (repeatable)")
+    sp.add_argument("--shares", type=float, nargs="+", default=[1.0, 0.5, 0.25, 0.1, 0.05, 0.02])
+    sp.add_argument("--strokes", type=int, nargs="+", default=[1, 2, 4])
+    sp.add_argument("--robustness", nargs="*", default=["downsampled", "edges_unknown", "random_unknown"])
+    sp.add_argument("--mask-seeds", type=int, default=1)
+    for q in (g, t, sp):
         q.add_argument("--data", default=None)
         q.add_argument("--steps", type=int, default=None, help="sampling steps (default: the checkpoint's)")
         q.add_argument("--guidance", type=float, default=None)
@@ -183,6 +210,12 @@ def main(argv=None) -> None:
                                "n": tr["n"]},
                    "n_real": ours["n_real"], "seed": a.seed,
                    "command": "python -m sparsesis.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])}
+        elif a.cmd == "sparsity":
+            train_pairs = load_split("train", 64, a.data) if "trivial" in a.method else None
+            gens = dict(build_generator(m, train_pairs, a.steps, a.guidance) for m in a.method)
+            out = sparsity_curves(gens, eval_pairs, a.shares, a.strokes, a.robustness, a.mask_seeds, net, a.limit,
+                                  a.seed, dist, seg)
+            out["command"] = "python -m sparsesis.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
         else:
             train_pairs = load_split("train", 64, a.data) if "trivial" in a.method else None
             gens = dict(build_generator(m, train_pairs, a.steps, a.guidance) for m in a.method)

@@ -84,3 +84,18 @@ def test_table_with_segmenter_reports_miou(toy_root, tmp_path):
     res = json.loads(out.read_text())
     miou = res["methods"]["trivial"]["dense"]["miou"]
     assert 0.0 <= miou <= 1.0 and 0.0 <= res["segmenter_real_miou"] <= 1.0
+
+
+@pytest.mark.slow
+def test_sparsity_command_writes_the_documented_layout(toy_root, tmp_path):
+    out = tmp_path / "sparsity.json"
+    main(["sparsity", "--data", str(toy_root), "--method", "trivial", "--shares", "1", "0.1", "--strokes", "1", "3",
+          "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert set(res["random_mask"]["trivial"]) == {"1", "0.1"} and set(res["scribble"]["trivial"]) == {"1", "3"}
+    for kind in ("downsampled", "edges_unknown", "random_unknown"):
+        assert res[kind]["trivial"]["n"] == 4
+    r = res["random_mask"]["trivial"]
+    assert r["1"]["labelled_share"] == 1.0 and r["0.1"]["labelled_share"] < 0.2
+    s = res["scribble"]["trivial"]
+    assert s["3"]["labelled_share"] > s["1"]["labelled_share"]
