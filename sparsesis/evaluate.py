@@ -121,7 +121,8 @@ def _generate(gen, layouts, seed, desc, progress, chunk=20):
     return np.concatenate(out)
 
 
-def build_generator(spec: str, train_pairs: PairSet | None, steps: int | None, guidance: float | None):
+def build_generator(spec: str, train_pairs: PairSet | None, steps: int | None, guidance: float | None,
+                    device: str = "cpu"):
     """``trivial`` or ``NAME=checkpoint-folder``."""
     from .generators import DiffusionGenerator, MeanColourGenerator
     from .synthesizer import Synthesizer
@@ -135,8 +136,11 @@ def build_generator(spec: str, train_pairs: PairSet | None, steps: int | None, g
     if kind == "sparsesis-gan":
         from .generators import GanGenerator
 
-        return name, GanGenerator.from_pretrained(path, name)
-    return name, DiffusionGenerator(Synthesizer.from_pretrained(path), steps=steps, guidance=guidance, name=name)
+        gen = GanGenerator.from_pretrained(path, name)
+        gen.method.to(device)
+        return name, gen
+    return name, DiffusionGenerator(Synthesizer.from_pretrained(path, device=device), steps=steps, guidance=guidance,
+                                    name=name)
 
 
 def write_json(path: str | Path, obj) -> None:
@@ -171,6 +175,7 @@ def main(argv=None) -> None:
         q.add_argument("--features", default="effnet-lite0", choices=["effnet-lite0", "inception"])
         q.add_argument("--inception", default=None, help="path to inception-2015-12-05.pt (for --features inception)")
         q.add_argument("--segmenter", default=None, help="segmenter model folder: adds mIoU (layout fidelity)")
+        q.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
         q.add_argument("--out", required=True)
     a = p.parse_args(argv)
 
@@ -180,9 +185,12 @@ def main(argv=None) -> None:
 
     from . import distributed as D
 
-    dist = D.init(D.pick_device("cpu"))
+    import os
+
+    device = D.pick_device(a.device, int(os.environ.get("LOCAL_RANK", "0")))
+    dist = D.init(device)
     try:
-        net = feature_network(a.features, inception_path=a.inception)
+        net = feature_network(a.features, device=device, inception_path=a.inception)
         seg = None
         if a.segmenter:
             from .segmenter import Segmenter
@@ -195,7 +203,7 @@ def main(argv=None) -> None:
             synth = Synthesizer.from_pretrained(a.checkpoint)
             eval_pairs = load_split("eval", synth.image_size, a.data)
             train_pairs = load_split("train", synth.image_size, a.data)
-            gens = dict([build_generator(f"ours={a.checkpoint}", None, a.steps, a.guidance)])
+            gens = dict([build_generator(f"ours={a.checkpoint}", None, a.steps, a.guidance, device)])
             ours = evaluate(gens, eval_pairs, ["random_mask"], a.mask_seeds, net, a.limit, a.seed, dist=dist,
                             segmenter=seg)
             trivial = evaluate(dict([build_generator("trivial", train_pairs, None, None)]), eval_pairs, ["dense"],
@@ -212,13 +220,13 @@ def main(argv=None) -> None:
                    "command": "python -m sparsesis.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])}
         elif a.cmd == "sparsity":
             train_pairs = load_split("train", 64, a.data) if "trivial" in a.method else None
-            gens = dict(build_generator(m, train_pairs, a.steps, a.guidance) for m in a.method)
+            gens = dict(build_generator(m, train_pairs, a.steps, a.guidance, device) for m in a.method)
             out = sparsity_curves(gens, eval_pairs, a.shares, a.strokes, a.robustness, a.mask_seeds, net, a.limit,
                                   a.seed, dist, seg)
             out["command"] = "python -m sparsesis.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
         else:
             train_pairs = load_split("train", 64, a.data) if "trivial" in a.method else None
-            gens = dict(build_generator(m, train_pairs, a.steps, a.guidance) for m in a.method)
+            gens = dict(build_generator(m, train_pairs, a.steps, a.guidance, device) for m in a.method)
             out = evaluate(gens, eval_pairs, a.kinds, a.mask_seeds, net, a.limit, a.seed, dist=dist, segmenter=seg)
             out["command"] = "python -m sparsesis.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
         if dist.is_main:

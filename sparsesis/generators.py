@@ -95,7 +95,8 @@ class GanGenerator:
         from .classes import one_hot
         from .data import tensor_to_photo
 
-        lay = one_hot(torch.from_numpy(np.asarray(layouts)), self.classset.num_channels)
+        device = next(self.method.generator.parameters()).device
+        lay = one_hot(torch.from_numpy(np.asarray(layouts)).to(device), self.classset.num_channels)
         return tensor_to_photo(self.method.generate(lay, [seed + i for i in range(len(layouts))]))
 
     def info(self) -> dict:
