@@ -27,7 +27,26 @@ class FeatureNetworkError(RuntimeError):
     pass
 
 
-class EffNetLite0:
+class _BatchedFeatures:
+    """Batching and dtype handling shared by the feature networks; subclasses define ``_features``."""
+
+    dim: int
+    device: torch.device
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """``(N, H, W, 3)`` uint8 RGB -> ``(N, dim)`` float64."""
+        out = []
+        for i in range(0, len(images), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])).to(self.device)
+            out.append(self._features(x.permute(0, 3, 1, 2).float()).double().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim))
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, H, W) in 0..255
+        raise NotImplementedError
+
+
+class EffNetLite0(_BatchedFeatures):
     name = "effnet-lite0"
     metric = "FD-EffNetL0"
     dim = 1280
@@ -45,20 +64,12 @@ class EffNetLite0:
         self.net = net.eval().requires_grad_(False).to(device)  # eval: drop-connect/dropout off
         self.device = torch.device(device)
 
-    @torch.no_grad()
-    def __call__(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """``(N, H, W, 3)`` uint8 RGB -> ``(N, 1280)`` float64."""
-        out = []
-        for i in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])).to(self.device)
-            x = x.permute(0, 3, 1, 2).float()
-            x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
-            x = (x - 127.0) / 128.0
-            out.append(self.net.extract_features(x).mean(dim=(2, 3)).double().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim))
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
+        return self.net.extract_features((x - 127.0) / 128.0).mean(dim=(2, 3))  # pooled (B, 1280)
 
 
-class InceptionTorchScript:
+class InceptionTorchScript(_BatchedFeatures):
     name = "inception"
     metric = "FID"
     dim = 2048
@@ -76,14 +87,8 @@ class InceptionTorchScript:
             raise FeatureNetworkError(f"{path} is not a loadable TorchScript Inception file ({err})") from err
         self.device = torch.device(device)
 
-    @torch.no_grad()
-    def __call__(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        out = []
-        for i in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])).to(self.device)
-            x = x.permute(0, 3, 1, 2).float()  # the TorchScript model takes 0..255 and resizes to 299 itself
-            out.append(self.net(x, return_features=True).double().cpu().numpy())
-        return np.concatenate(out)
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, return_features=True)  # the TorchScript model takes 0..255 and resizes to 299 itself
 
 
 def feature_network(name: str = "effnet-lite0", device: str | torch.device = "cpu", inception_path=None):
