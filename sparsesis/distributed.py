@@ -44,6 +44,7 @@ def all_mean(x: torch.Tensor, d: Dist) -> torch.Tensor:
 
 def shutdown(d: Dist) -> None:
     if d.world > 1 and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -299,6 +299,11 @@ def train(cfg: TrainConfig) -> dict:
         for s, h in zip((signal.SIGINT, signal.SIGTERM), old_handlers):
             signal.signal(s, h)
         D.barrier(dist)
+        # release DDP (its reducer holds the process group) before the group goes, or gloo may abort at exit
+        ddp_model = batches = None  # noqa: F841
+        import gc
+
+        gc.collect()
         D.shutdown(dist)
     return {**record, "step": step}
 
