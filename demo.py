@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from sparsesis import Synthesizer  # noqa: E402
 from sparsesis.checkpoint import CheckpointError  # noqa: E402
 from sparsesis.classes import ClassSet, PaletteError  # noqa: E402
-from sparsesis.layouts import LayoutError, canvas_to_ids  # noqa: E402
+from sparsesis.layouts import LayoutError, canvas_to_ids, resize_ids  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CHECKPOINTS = Path(os.environ.get("SPARSESIS_CHECKPOINTS", HERE / "checkpoints"))
@@ -178,11 +178,7 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
             ids = classset.colors_to_ids(rgb, source="uploaded label map")
         except PaletteError as err:
             raise gr.Error(f"{err}. Upload a label map painted with exactly these colours (no JPEG artefacts).") from err
-        h, w = ids.shape
-        s = min(h, w)
-        ids = ids[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-        ids = cv2.resize(ids.astype(np.int32), (CANVAS, CANVAS), interpolation=cv2.INTER_NEAREST)
-        return _as_editor_value(classset.ids_to_colors(ids))
+        return _as_editor_value(classset.ids_to_colors(resize_ids(ids, CANVAS)))
 
     def load_example(evt: gr.SelectData):
         path = examples[evt.index]

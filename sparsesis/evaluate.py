@@ -46,7 +46,7 @@ def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int
     dist = dist or D.Dist()
 
     net = feature_net or feature_network("effnet-lite0")
-    photos, _ = pairs.centre_arrays()
+    photos, full_ids = pairs.centre_arrays()
     if limit is not None:
         photos = photos[:limit]
     real = cached_features(net, photos)
@@ -55,7 +55,6 @@ def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int
     if segmenter is not None:
         from .segmenter import iou_per_class
 
-        _, full_ids = pairs.centre_arrays()
         result["segmenter_real_miou"] = segmenter.score(photos, full_ids[: len(photos)])["miou"]
     for name, gen in generators.items():
         result["info"][name] = gen.info() if hasattr(gen, "info") else {}
@@ -196,14 +195,12 @@ def main(argv=None) -> None:
             from .segmenter import Segmenter
 
             seg = Segmenter.from_pretrained(a.segmenter)
-        eval_pairs = load_split("eval", 64, a.data)
+        command = "python -m sparsesis.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
         if a.cmd == "generation":
-            from .synthesizer import Synthesizer
-
-            synth = Synthesizer.from_pretrained(a.checkpoint)
-            eval_pairs = load_split("eval", synth.image_size, a.data)
-            train_pairs = load_split("train", synth.image_size, a.data)
             gens = dict([build_generator(f"ours={a.checkpoint}", None, a.steps, a.guidance, device)])
+            size = gens["ours"].synth.image_size
+            eval_pairs = load_split("eval", size, a.data)
+            train_pairs = load_split("train", size, a.data)
             ours = evaluate(gens, eval_pairs, ["random_mask"], a.mask_seeds, net, a.limit, a.seed, dist=dist,
                             segmenter=seg)
             trivial = evaluate(dict([build_generator("trivial", train_pairs, None, None)]), eval_pairs, ["dense"],
@@ -216,19 +213,19 @@ def main(argv=None) -> None:
                                                                      ("parameters", "images_seen", "train_hours")}},
                    "trivial": {"fd": tr["fd"], "kid": tr["kid"], "input": "dense (full layouts: the easier case)",
                                "n": tr["n"]},
-                   "n_real": ours["n_real"], "seed": a.seed,
-                   "command": "python -m sparsesis.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])}
+                   "n_real": ours["n_real"], "seed": a.seed}
         elif a.cmd == "sparsity":
+            eval_pairs = load_split("eval", 64, a.data)
             train_pairs = load_split("train", 64, a.data) if "trivial" in a.method else None
             gens = dict(build_generator(m, train_pairs, a.steps, a.guidance, device) for m in a.method)
             out = sparsity_curves(gens, eval_pairs, a.shares, a.strokes, a.robustness, a.mask_seeds, net, a.limit,
                                   a.seed, dist, seg)
-            out["command"] = "python -m sparsesis.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
         else:
+            eval_pairs = load_split("eval", 64, a.data)
             train_pairs = load_split("train", 64, a.data) if "trivial" in a.method else None
             gens = dict(build_generator(m, train_pairs, a.steps, a.guidance, device) for m in a.method)
             out = evaluate(gens, eval_pairs, a.kinds, a.mask_seeds, net, a.limit, a.seed, dist=dist, segmenter=seg)
-            out["command"] = "python -m sparsesis.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+        out["command"] = command
         if dist.is_main:
             write_json(a.out, out)
             print(json.dumps(out, indent=2))

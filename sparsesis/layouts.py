@@ -54,12 +54,16 @@ def _from_array(a: np.ndarray, classset: ClassSet, snap_colors: bool) -> np.ndar
 
 def resize_ids(ids: np.ndarray, size: int) -> np.ndarray:
     """Nearest-neighbour resize of an ``(H, W)`` id map to ``(size, size)`` after a square centre crop."""
-    ids = np.asarray(ids)
-    h, w = ids.shape
+    crop = centre_square(np.asarray(ids)).astype(np.int32)
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_NEAREST).astype(np.int64)
+
+
+def centre_square(a: np.ndarray) -> np.ndarray:
+    """The largest centred square of an ``(H, W, ...)`` array."""
+    h, w = a.shape[:2]
     s = min(h, w)
     y, x = (h - s) // 2, (w - s) // 2
-    crop = ids[y:y + s, x:x + s].astype(np.int32)
-    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_NEAREST).astype(np.int64)
+    return a[y:y + s, x:x + s]
 
 
 def downsample_ids(ids: np.ndarray, size: int, num_channels: int, min_cover: float = 0.2) -> np.ndarray:
@@ -100,7 +104,4 @@ def canvas_to_ids(rgba: np.ndarray, classset: ClassSet, size: int, max_side: int
     ids = classset.colors_to_ids(rgb, nearest=True)
     if a.shape[2] == 4:
         ids[a[..., 3] < 128] = classset.unknown_id
-    hh, ww = ids.shape
-    s = min(hh, ww)
-    ids = ids[(hh - s) // 2:(hh - s) // 2 + s, (ww - s) // 2:(ww - s) // 2 + s]
-    return downsample_ids(ids, size, classset.num_channels)
+    return downsample_ids(centre_square(ids), size, classset.num_channels)

@@ -50,6 +50,7 @@ class Synthesizer:
         self.default_sampler = str(sampling.get("sampler", "ddim"))
         # a distilled student has guidance baked in and fixed step counts
         self.distilled = config.get("distillation")
+        self.baked_guidance = float(self.distilled.get("guidance", 1.0)) if self.distilled else None
 
     @property
     def image_size(self) -> int:
@@ -123,7 +124,7 @@ class Synthesizer:
                 raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
         if self.distilled:
             # a student has the teacher's guidance baked into its single pass
-            baked = float(self.distilled.get("guidance", 1.0))
+            baked = self.baked_guidance
             if guidance is not None and abs(guidance - baked) > 1e-6:
                 raise ValueError(f"this distilled student has guidance {baked:g} built in; pass guidance=None "
                                  "(or that value), or use the undistilled teacher to change it")
@@ -133,7 +134,7 @@ class Synthesizer:
     @property
     def guidance_label(self) -> float:
         """The guidance scale the images reflect (the baked one for a student)."""
-        return float(self.distilled.get("guidance", 1.0)) if self.distilled else self.default_guidance
+        return self.baked_guidance if self.distilled else self.default_guidance
 
     def _network(self):
         if self.precision == "bf16":

@@ -194,8 +194,9 @@ def train(cfg: TrainConfig) -> dict:
     record = {**record, "world": dist.world, "device": str(device)}
     # keep a history of loss weightings, so a run whose weighting changed says so
     weighting = f"x-weight clamp(snr, {cfg.snr_floor}, {cfg.snr_gamma})"
-    history = list(record.get("loss_weighting", [{"from_step": 0, "weighting": "x-weight min(snr, 5.0)"}]
-                               if step > 0 and "loss_weighting" not in record else []))
+    history = list(record.get("loss_weighting", []))
+    if not history and step > 0:  # runs from before the history existed were trained with min-SNR-5
+        history = [{"from_step": 0, "weighting": "x-weight min(snr, 5.0)"}]
     if not history or history[-1]["weighting"] != weighting:
         history.append({"from_step": step, "weighting": weighting})
     record["loss_weighting"] = history
