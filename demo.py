@@ -32,12 +32,13 @@ EXAMPLES = HERE / "examples"
 CANVAS = 256  # the painting surface; layouts are area-downsampled to the model's size
 DISPLAY = 256  # generated images are shown upscaled to this size
 MAX_UPLOAD_SIDE = 4096
-# default model first: the distilled student when it exists
+# default model first: the distilled student when it exists; GAN baselines after ours
 PREFERRED = ("ours64-student4", "ours64")
+KINDS = ("sparsesis-diffusion", "sparsesis-gan")
 
 
 def discover_models(root: Path = CHECKPOINTS) -> dict[str, Path]:
-    """``{name: folder}`` for every diffusion checkpoint under ``root``, preferred ones first."""
+    """``{name: folder}`` for every diffusion or GAN-baseline checkpoint under ``root``, preferred ones first."""
     found = {}
     if root.is_dir():
         for cfg in sorted(root.glob("*/config.json")):
@@ -45,10 +46,45 @@ def discover_models(root: Path = CHECKPOINTS) -> dict[str, Path]:
                 kind = json.loads(cfg.read_text()).get("kind")
             except (OSError, json.JSONDecodeError):
                 continue
-            if kind == "sparsesis-diffusion":
-                found[cfg.parent.name] = cfg.parent
-    order = [n for n in PREFERRED if n in found] + [n for n in found if n not in PREFERRED]
-    return {n: found[n] for n in order}
+            if kind in KINDS:
+                found[cfg.parent.name] = (KINDS.index(kind), cfg.parent)
+    order = [n for n in PREFERRED if n in found] + sorted((n for n in found if n not in PREFERRED),
+                                                          key=lambda n: (found[n][0], n))
+    return {n: found[n][1] for n in order}
+
+
+class GanModel:
+    """A GAN baseline behind the few attributes the demo uses of a ``Synthesizer``: one pass, no steps,
+    no guidance, no trajectory."""
+
+    distilled = None
+    default_steps = 1
+    guidance_label = None
+
+    def __init__(self, gen):
+        self.gen = gen
+        self.classset = gen.classset
+        self.image_size = int(gen.config["model"]["image_size"])
+
+    def __call__(self, ids, steps=None, seed=0, guidance=None, return_trajectory=False):
+        image = self.gen.generate(np.asarray(ids)[None], int(seed))[0]
+        return (image, None) if return_trajectory else image
+
+
+def load_model(folder: Path):
+    """A ``Synthesizer`` (diffusion, bf16 on the CPU) or a ``GanModel``, by the checkpoint's kind."""
+    try:
+        kind = json.loads((Path(folder) / "config.json").read_text()).get("kind")
+    except (OSError, json.JSONDecodeError):
+        kind = None
+    if kind == "sparsesis-gan":
+        from sparsesis.generators import GanGenerator
+
+        try:
+            return GanModel(GanGenerator.from_pretrained(folder))
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            raise CheckpointError(f"{folder}: not a loadable GAN checkpoint ({err})") from err
+    return Synthesizer.from_pretrained(folder, precision="bf16")
 
 
 class ModelPool:
@@ -64,7 +100,7 @@ class ModelPool:
                            f"Put checkpoints in {CHECKPOINTS}.")
         if name not in self.loaded:
             try:
-                self.loaded[name] = Synthesizer.from_pretrained(self.models[name], precision="bf16")
+                self.loaded[name] = load_model(self.models[name])
             except CheckpointError as err:
                 raise gr.Error(f"Could not load model {name!r}: {err}") from err
         return self.loaded[name]
@@ -120,7 +156,7 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
         try:
             s = pool.get(default)
             classset = s.classset
-            default_steps, default_guidance = min(s.default_steps, 20), s.guidance_label
+            default_steps, default_guidance = min(s.default_steps, 20), s.guidance_label or 1.5
         except gr.Error as err:
             load_error = str(err)
     if classset is None:
@@ -154,8 +190,12 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
         image, traj = out if show_steps else (out, None)
         gallery = [(upscale(x0, 128), f"step {i + 1}, t={t:.2f}") for i, (t, x0) in enumerate(zip(traj.t, traj.x0))] if traj else []
         labelled = float((ids != synth.classset.unknown_id).mean())
-        g_text = f"guidance {synth.guidance_label:g} (built in)" if synth.distilled else f"guidance {float(guidance):g}"
-        info = (f"**{ms:.0f} ms** · {method} · {steps} step(s) · {g_text} · seed {seed} · "
+        if isinstance(synth, GanModel):
+            how = "one generator pass (GAN: steps and guidance do not apply)"
+        else:
+            g_text = f"guidance {synth.guidance_label:g} (built in)" if synth.distilled else f"guidance {float(guidance):g}"
+            how = f"{steps} step(s) · {g_text}"
+        info = (f"**{ms:.0f} ms** · {method} · {how} · seed {seed} · "
                 f"{100 * labelled:.0f}% of the layout labelled")
         seen = cv2.resize(synth.classset.ids_to_colors(ids), (128, 128), interpolation=cv2.INTER_NEAREST)
         return upscale(image), gallery, seen, info
@@ -222,8 +262,10 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
                 with gr.Row():
                     seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
                     new_seed = gr.Button("New seed", elem_id="new_seed")
-                    guidance = gr.Slider(0, 5, value=default_guidance, step=0.25, label="Guidance scale",
-                                         elem_id="guidance")
+                    distilled = default is not None and load_error is None and bool(pool.get(default).distilled)
+                    guidance = gr.Slider(0, 5, value=default_guidance, step=0.25, elem_id="guidance",
+                                         label="Guidance scale" + (" (built into this distilled model)" if distilled else ""),
+                                         interactive=not distilled)
                 show_steps = gr.Checkbox(label="Show the denoising steps", value=False, elem_id="show_steps")
                 seen = gr.Image(label="What the model sees (layout at its resolution)", type="numpy",
                                 interactive=False, height=140, format="png")
@@ -240,6 +282,21 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
         outputs = [result, steps_gallery, seen, info]
         generate_btn.click(generate, inputs, outputs, api_name="generate")
         new_seed.click(lambda: random.randint(0, 2 ** 31 - 1), None, seed, api_name=False)
+
+        def model_defaults(name):
+            """A model's own step count, and its guidance (fixed for a distilled student)."""
+            try:
+                synth = pool.get(name)
+            except gr.Error:
+                return gr.update(), gr.update()
+            if isinstance(synth, GanModel):
+                return (gr.update(interactive=False, label="Sampling steps (not used by a GAN)"),
+                        gr.update(interactive=False, label="Guidance scale (not used by a GAN)"))
+            return (gr.update(value=min(synth.default_steps, 20), interactive=True, label="Sampling steps"),
+                    gr.update(value=synth.guidance_label, interactive=not synth.distilled,
+                              label="Guidance scale" + (" (built into this distilled model)" if synth.distilled else "")))
+
+        method.change(model_defaults, method, [steps, guidance], api_name=False)
         upload.change(load_upload, upload, editor, api_name="load_label_map")
 
         def live_generate(editor, steps, seed, guidance, method, show, is_live):

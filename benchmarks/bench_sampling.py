@@ -7,13 +7,11 @@ Median of repeated runs, batch 1, guidance included when the checkpoint's defaul
 import argparse
 import json
 import platform
-import statistics
-import time
 
-import numpy as np
 import torch
 
 from sparsesis import Synthesizer
+from sparsesis.latency import median_latency
 
 
 def main():
@@ -27,24 +25,14 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     synth = Synthesizer.from_pretrained(a.checkpoint, precision=a.precision)
-    s = synth.image_size
-    lay = np.full((s, s), synth.classset.unknown_id)
-    lay[: s // 4] = 6 % synth.classset.num_classes
-    lay[s // 3: 3 * s // 4] = 1 % synth.classset.num_classes
-    synth(lay, steps=2)  # warm-up
     rows = {}
     for steps in a.steps:
-        times = []
-        for r in range(a.repeats):
-            t = time.perf_counter()
-            synth(lay, steps=steps, seed=r)
-            times.append(time.perf_counter() - t)
-        med = statistics.median(times)
+        med = median_latency(synth, steps, a.repeats)
         rows[str(steps)] = {"latency_s": round(med, 4), "per_step_ms": round(1000 * med / steps, 2)}
         print(f"{steps:>4} steps: {med * 1000:8.1f} ms/image  ({1000 * med / steps:.1f} ms/step, "
-              f"guidance {synth.default_guidance})")
+              f"guidance {synth.guidance_label})")
     result = {"checkpoint": a.checkpoint, "precision": a.precision, "threads": a.threads,
-              "guidance": synth.default_guidance, "cpu": platform.processor() or platform.machine(), "steps": rows}
+              "guidance": synth.guidance_label, "cpu": platform.processor() or platform.machine(), "steps": rows}
     if a.out:
         with open(a.out, "w") as f:
             json.dump(result, f, indent=2)

@@ -2,7 +2,10 @@
 what the teacher takes in two; then it becomes the teacher and the step count halves again.
 
     python -m sparsesis.distill --teacher checkpoints/ours64 --run-dir runs/distill64 \
-        --teacher-steps 64 --final-steps 4 --iters-per-stage 600
+        --teacher-steps 128 --final-steps 4 --iters-per-stage 150 200 250 300 400
+
+``--iters-per-stage`` takes one count for every stage or one per stage (early stages are easy: two steps of
+a 128-step sampler are already close to one step of a 64-step one; the last stages need the most work).
 
 Guidance: we distil the *guided* teacher at one fixed scale (the teacher's default): the student's
 single pass reproduces ``v_u + w (v_c - v_u)``, so each student step costs one network pass instead of
@@ -41,9 +44,9 @@ class DistillConfig:
     data: str | None = None
     teacher_steps: int = 64  # N: the teacher's DDIM step count (a power of two)
     final_steps: int = 4  # stop after the stage that produces this many steps
-    iters_per_stage: int = 600
+    iters_per_stage: int | tuple[int, ...] = 600  # one count for all stages, or one per stage
     batch_size: int = 16
-    lr: float = 5e-5
+    lr: float = 1e-4  # peak; decays linearly to zero within each stage
     guidance: float | None = None  # default: the teacher's
     seed: int = 0
     save_every: int = 100
@@ -61,6 +64,22 @@ def stage_plan(teacher_steps: int, final_steps: int) -> list[int]:
         plan.append(n)
         n //= 2
     return plan
+
+
+def stage_iterations(iters_per_stage, plan: list[int]) -> dict[int, int]:
+    """Training iterations per stage (keyed by the student's step count)."""
+    counts = [iters_per_stage] * len(plan) if isinstance(iters_per_stage, int) else list(iters_per_stage)
+    if len(counts) == 1:
+        counts = counts * len(plan)
+    if len(counts) != len(plan) or any(int(c) < 1 for c in counts):
+        raise ValueError(f"iters_per_stage needs one count >= 1, or one per stage ({len(plan)} stages: "
+                         f"{plan}), got {iters_per_stage!r}")
+    return {n: int(c) for n, c in zip(plan, counts)}
+
+
+def stage_lr(peak: float, iteration: int, total: int) -> float:
+    """Learning rate at ``iteration`` of a stage: linear from ``peak`` down to ``peak / total``."""
+    return peak * (1.0 - iteration / total)
 
 
 def student_dir(run: Path, steps: int) -> Path:
@@ -113,6 +132,7 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
     run = Path(cfg.run)
     run.mkdir(parents=True, exist_ok=True)
     plan = stage_plan(cfg.teacher_steps, cfg.final_steps)
+    iters = stage_iterations(cfg.iters_per_stage, plan)
     base = Synthesizer.from_pretrained(cfg.teacher)
     if base.distilled:
         raise ValueError(f"{cfg.teacher} is already a distilled student; start from the undistilled teacher")
@@ -141,7 +161,7 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
             student.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("student.")})
             opt.load_state_dict(unflatten_optimizer(tensors, meta["param_groups"]))
             it = int(meta["iteration"])
-        bar = tqdm(total=cfg.iters_per_stage, initial=it, desc=f"distil {2 * n}->{n} steps", disable=not progress,
+        bar = tqdm(total=iters[n], initial=it, desc=f"distil {2 * n}->{n} steps", disable=not progress,
                    file=sys.stderr, mininterval=5.0)
         loss_avg, t0 = None, time.time()
 
@@ -151,7 +171,7 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
             tensors.update(opt_t)
             save_tensors_atomic(state_path, tensors, {"stage": str(n), "iteration": str(it), "param_groups": groups})
 
-        while it < cfg.iters_per_stage:
+        while it < iters[n]:
             batch = make_batch(pairs, it, cfg.seed + 7919 * n, cfg.batch_size, masker)
             lay = one_hot(batch.layouts, classset.num_channels)
             uncond = one_hot(torch.full_like(batch.layouts, classset.unknown_id), classset.num_channels)
@@ -161,6 +181,8 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
             # the first stage distils the guided teacher; later stages copy an already guided student
             teacher_fn = guided(teacher, lay, uncond, guidance if n == plan[0] else 1.0)
             loss = distill_loss(lambda z, tt: student(z, tt, lay), teacher_fn, batch.photos, noise, t, n).mean()
+            for group in opt.param_groups:  # linear decay to zero within each stage (no EMA needed)
+                group["lr"] = stage_lr(cfg.lr, it, iters[n])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -175,11 +197,13 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
         cfg_out = dict(base.config)
         cfg_out["sampling"] = {"sampler": "ddim", "steps": n, "guidance": 1.0}
         cfg_out["distillation"] = {"steps": n, "guidance": guidance, "teacher": str(cfg.teacher),
-                                   "teacher_steps": cfg.teacher_steps, "iters_per_stage": cfg.iters_per_stage,
-                                   "batch_size": cfg.batch_size, "lr": cfg.lr, "final_loss": loss_avg}
+                                   "teacher_steps": cfg.teacher_steps, "iterations": iters[n],
+                                   "batch_size": cfg.batch_size, "lr": cfg.lr, "final_loss": loss_avg,
+                                   "images_seen": iters[n] * cfg.batch_size,
+                                   "train_seconds_this_session": round(time.time() - t0, 1)}
         save_model_dir(student_dir(run, n), student.state_dict(), cfg_out)
         state_path.unlink(missing_ok=True)
-        summary["stages"][n] = {"loss": loss_avg, "seconds": round(time.time() - t0, 1)}
+        summary["stages"][n] = {"loss": loss_avg, "iterations": iters[n], "seconds": round(time.time() - t0, 1)}
     return summary
 
 
@@ -192,7 +216,8 @@ def main(argv=None) -> None:
     p.add_argument("--data", default=None)
     p.add_argument("--teacher-steps", type=int, default=d.teacher_steps)
     p.add_argument("--final-steps", type=int, default=d.final_steps)
-    p.add_argument("--iters-per-stage", type=int, default=d.iters_per_stage)
+    p.add_argument("--iters-per-stage", type=int, nargs="+", default=[d.iters_per_stage],
+                   help="one count for every stage, or one per stage (first stage first)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--guidance", type=float, default=None)
@@ -200,7 +225,12 @@ def main(argv=None) -> None:
     p.add_argument("--save-every", type=int, default=d.save_every)
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
+    a.iters_per_stage = tuple(a.iters_per_stage)
     cfg = DistillConfig(**{k: getattr(a, k) for k in asdict(d)})
+    try:
+        stage_iterations(cfg.iters_per_stage, stage_plan(cfg.teacher_steps, cfg.final_steps))
+    except ValueError as e:
+        p.error(str(e))
     print(json.dumps(distill(cfg), indent=2))
 
 

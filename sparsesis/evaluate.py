@@ -3,6 +3,8 @@
     python -m sparsesis.evaluate generation --checkpoint checkpoints/ours64 --out results/generation.json
     python -m sparsesis.evaluate table --method ours=checkpoints/ours64 --method trivial \
         --kinds random_mask scribble --mask-seeds 3 --out results/eval.json
+    python -m sparsesis.evaluate distillation --checkpoint checkpoints/ours64 --teacher-steps 128 \
+        --students runs/distill64 --ddim-steps 4 8 16 32 --out results/distillation.json
 
 Every method gets the same inputs (``sparsesis.inputs``: a pure function of layout and seed), the same
 generation seeds and the same real set. The metric is named after its feature network
@@ -102,6 +104,37 @@ def sparsity_curves(generators: dict, pairs: PairSet, shares, strokes, robustnes
     return out
 
 
+def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps, pairs: PairSet, net,
+                        limit=None, seed=0, repeats=5, dist=None, progress=True) -> dict:
+    """Quality and latency against sampling steps: the teacher at its full step count, the teacher with
+    plain DDIM at fewer steps, and each distilled student (``{steps: Synthesizer}``). Same masked held-out
+    layouts and seeds for all; latency is the median batch-1 time on this machine (guidance included)."""
+    from . import distributed as D
+    from .generators import DiffusionGenerator
+    from .latency import median_latency
+
+    dist = dist or D.Dist()
+    rows = {("teacher", teacher_steps): (teacher, teacher_steps)}
+    rows.update({("ddim", n): (teacher, n) for n in ddim_steps})
+    rows.update({("students", n): (synth, n) for n, synth in students.items()})
+    gens = {f"{group}_{n}": DiffusionGenerator(synth, steps=n, name=f"{group}_{n}")
+            for (group, n), (synth, _) in rows.items()}
+    res = evaluate(gens, pairs, ["random_mask"], 1, net, limit, seed, progress=progress, dist=dist)
+    out = {"metric": res["metric"], "kid_metric": res["kid_metric"], "input": "random_mask", "n_real": res["n_real"],
+           "seed": seed, "guidance": teacher.guidance_label, "precision": teacher.precision,
+           "latency": f"median of {repeats} batch-1 runs, guidance included", "teacher": {}, "students": {},
+           "ddim": {}}
+    for (group, n), (synth, steps) in rows.items():
+        m = res["methods"][f"{group}_{n}"]["random_mask"]
+        row = {"steps": steps, "fd": m["fd"], "kid": m["kid"], "n": m["n"],
+               "latency_s": round(median_latency(synth, steps, repeats), 4) if dist.is_main else None}
+        if group == "teacher":
+            out["teacher"] = row
+        else:
+            out[group][str(n)] = row
+    return out
+
+
 def shard(n: int, rank: int, world: int) -> tuple[int, int]:
     """Contiguous block ``[lo, hi)`` of ``n`` items for ``rank`` of ``world``."""
     per = -(-n // world)
@@ -142,6 +175,20 @@ def build_generator(spec: str, train_pairs: PairSet | None, steps: int | None, g
                                     name=name)
 
 
+def student_folders(paths) -> list[Path]:
+    """Expand distillation run folders into their ``student_<steps>`` folders (largest step count first)."""
+    out = []
+    for p in map(Path, paths):
+        if (p / "model.safetensors").is_file():
+            out.append(p)
+            continue
+        found = sorted(p.glob("student_*/model.safetensors"), key=lambda f: -int(f.parent.name.split("_")[1]))
+        if not found:
+            raise SystemExit(f"error: {p} holds no student (expected model.safetensors or student_<steps>/ folders)")
+        out.extend(f.parent for f in found)
+    return out
+
+
 def write_json(path: str | Path, obj) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +212,16 @@ def main(argv=None) -> None:
     sp.add_argument("--strokes", type=int, nargs="+", default=[1, 2, 4])
     sp.add_argument("--robustness", nargs="*", default=["downsampled", "edges_unknown", "random_unknown"])
     sp.add_argument("--mask-seeds", type=int, default=1)
-    for q in (g, t, sp):
+    ds = sub.add_parser("distillation", help="students vs teacher vs plain DDIM: quality and latency "
+                                              "-> results/distillation.json")
+    ds.add_argument("--checkpoint", required=True, help="the undistilled teacher")
+    ds.add_argument("--teacher-steps", type=int, default=128, help="the teacher's full step count")
+    ds.add_argument("--students", nargs="+", required=True,
+                    help="student folders, or a distillation run folder holding student_<steps> folders")
+    ds.add_argument("--ddim-steps", type=int, nargs="*", default=[4, 8, 16, 32])
+    ds.add_argument("--precision", default="bf16", choices=["fp32", "bf16"], help="as the demo runs (bf16)")
+    ds.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
+    for q in (g, t, sp, ds):
         q.add_argument("--data", default=None)
         q.add_argument("--steps", type=int, default=None, help="sampling steps (default: the checkpoint's)")
         q.add_argument("--guidance", type=float, default=None)
@@ -214,6 +270,20 @@ def main(argv=None) -> None:
                    "trivial": {"fd": tr["fd"], "kid": tr["kid"], "input": "dense (full layouts: the easier case)",
                                "n": tr["n"]},
                    "n_real": ours["n_real"], "seed": a.seed}
+        elif a.cmd == "distillation":
+            from .synthesizer import Synthesizer
+
+            teacher = Synthesizer.from_pretrained(a.checkpoint, device=device, precision=a.precision)
+            students = {}
+            for folder in student_folders(a.students):
+                s = Synthesizer.from_pretrained(folder, device=device, precision=a.precision)
+                if not s.distilled:
+                    raise SystemExit(f"error: {folder} is not a distilled student (no 'distillation' in its config)")
+                students[s.default_steps] = s
+            eval_pairs = load_split("eval", teacher.image_size, a.data)
+            out = distillation_report(teacher, a.teacher_steps, dict(sorted(students.items(), reverse=True)),
+                                      a.ddim_steps, eval_pairs, net, a.limit, a.seed, a.repeats, dist)
+            out["students_from"] = {str(n): str(p) for n, p in zip(students, student_folders(a.students))}
         elif a.cmd == "sparsity":
             eval_pairs = load_split("eval", 64, a.data)
             train_pairs = load_split("train", 64, a.data) if "trivial" in a.method else None

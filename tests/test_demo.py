@@ -208,3 +208,36 @@ def test_palette_and_legend_come_from_the_checkpoint(toy_root, tmp_path):
         assert name in config
     assert "#00a000" in config  # the 'tree' colour (0, 160, 0) is a brush swatch
     assert "window" not in config  # nothing of LabelMeFacade's classes
+
+
+@pytest.mark.slow
+def test_gan_baseline_checkpoints_are_offered_and_generate(toy_root, tmp_path):
+    """A GAN baseline in checkpoints/ is listed after ours and generates through the same endpoint."""
+    from sparsesis.baselines.train import GanTrainConfig, train_gan
+
+    root = tmp_path / "ckpts"
+    tiny_checkpoint(root / "ours64")
+    train_gan(GanTrainConfig(method="spade", run=str(tmp_path / "g"), data=str(toy_root), image_size=32,
+                             batch_size=2, steps=1, threads=2), progress=False)
+    shutil.copytree(tmp_path / "g" / "export", root / "spade32")
+    (root / "notes").mkdir()
+    (root / "notes" / "config.json").write_text('{"kind": "something-else"}')
+    models = demo.discover_models(root)
+    assert list(models) == ["ours64", "spade32"]
+    app = demo.build_app(models)
+    port = free_port()
+    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        value = layout_png(tmp_path / "lay.png")
+        # a GAN takes the seed as its noise: same seed, same image; another seed, another image
+        a = client.predict(value, 4, 1, 1.5, "spade32", True, api_name="/generate")
+        b = client.predict(value, 4, 1, 1.5, "spade32", False, api_name="/generate")
+        c = client.predict(value, 4, 2, 1.5, "spade32", False, api_name="/generate")
+        img_a = read_rgb(a[0])
+        assert img_a.shape == (demo.DISPLAY, demo.DISPLAY, 3)
+        np.testing.assert_array_equal(img_a, read_rgb(b[0]))
+        assert not np.array_equal(img_a, read_rgb(c[0]))
+        assert "GAN" in a[3] and a[1] == []  # no denoising steps to show
+    finally:
+        app.close()

@@ -7,8 +7,8 @@ import torch
 from sparsesis import Synthesizer
 from sparsesis.checkpoint import STATE_FILE, read_metadata
 from sparsesis.diffusion import q_sample, sample_ddim, v_from_x
-from sparsesis.distill import (DistillConfig, distill, distill_loss, distillation_target, stage_plan, student_dir,
-                               student_times)
+from sparsesis.distill import (DistillConfig, distill, distill_loss, distillation_target, stage_iterations,
+                               stage_plan, student_dir, student_times)
 from sparsesis.train import TrainConfig, train
 
 
@@ -18,6 +18,23 @@ def test_stage_plan_halves():
     for bad in [(48, 4), (64, 3), (4, 4)]:
         with pytest.raises(ValueError):
             stage_plan(*bad)
+
+
+def test_stage_iterations_one_count_or_one_per_stage():
+    plan = stage_plan(32, 4)
+    assert stage_iterations(100, plan) == {16: 100, 8: 100, 4: 100}
+    assert stage_iterations((7,), plan) == {16: 7, 8: 7, 4: 7}
+    assert stage_iterations((1, 2, 3), plan) == {16: 1, 8: 2, 4: 3}
+    for bad in [(1, 2), (1, 2, 3, 4), (5, 0, 5), 0]:
+        with pytest.raises(ValueError, match="one per stage"):
+            stage_iterations(bad, plan)
+
+
+def test_stage_lr_decays_linearly_to_zero():
+    from sparsesis.distill import stage_lr
+
+    lrs = [stage_lr(1e-4, i, 4) for i in range(4)]
+    assert lrs == pytest.approx([1e-4, 7.5e-5, 5e-5, 2.5e-5])
 
 
 def test_target_of_an_exact_teacher_is_the_data():

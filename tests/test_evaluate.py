@@ -99,3 +99,31 @@ def test_sparsity_command_writes_the_documented_layout(toy_root, tmp_path):
     assert r["1"]["labelled_share"] == 1.0 and r["0.1"]["labelled_share"] < 0.2
     s = res["scribble"]["trivial"]
     assert s["3"]["labelled_share"] > s["1"]["labelled_share"]
+
+
+@pytest.mark.slow
+def test_distillation_command_reports_teacher_ddim_and_students(toy_root, tmp_path):
+    from sparsesis.distill import DistillConfig, distill
+    from sparsesis.train import TrainConfig, train
+
+    train(TrainConfig(run=str(tmp_path / "teacher"), data=str(toy_root), preset="tiny", image_size=32, batch_size=4,
+                      steps=2, sample_every=10 ** 9, threads=2))
+    teacher = str(tmp_path / "teacher" / "export")
+    distill(DistillConfig(teacher=teacher, run=str(tmp_path / "d"), data=str(toy_root), teacher_steps=8,
+                          final_steps=2, iters_per_stage=1, batch_size=2, threads=2), progress=False)
+    out = tmp_path / "distillation.json"
+    main(["distillation", "--data", str(toy_root), "--checkpoint", teacher, "--teacher-steps", "8",
+          "--students", str(tmp_path / "d"), "--ddim-steps", "2", "--repeats", "3", "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert res["metric"] == "FD-EffNetL0" and res["teacher"]["steps"] == 8
+    assert set(res["students"]) == {"4", "2"} and set(res["ddim"]) == {"2"}
+    for row in [res["teacher"], *res["students"].values(), *res["ddim"].values()]:
+        assert row["n"] == 4 and np.isfinite(row["fd"]) and row["latency_s"] > 0
+    # a 2-step student makes 2 network passes; the guided teacher at 8 steps makes 16
+    assert res["students"]["2"]["latency_s"] < res["teacher"]["latency_s"]
+    with pytest.raises(SystemExit, match="not a distilled student"):
+        main(["distillation", "--data", str(toy_root), "--checkpoint", teacher, "--students", teacher,
+              "--out", str(tmp_path / "x.json")])
+    with pytest.raises(SystemExit, match="holds no student"):
+        main(["distillation", "--data", str(toy_root), "--checkpoint", teacher, "--students", str(tmp_path),
+              "--out", str(tmp_path / "x.json")])
