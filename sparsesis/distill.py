@@ -151,16 +151,19 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
         if n in done:
             continue
         teacher_src = cfg.teacher if n == plan[0] else student_dir(run, n * 2)
-        teacher = Synthesizer.from_pretrained(teacher_src).model.float().eval().requires_grad_(False)
+        teacher_synth = Synthesizer.from_pretrained(teacher_src)
+        before = (teacher_synth.distilled or {}).get("total", {"images": 0, "seconds": 0.0})  # earlier stages
+        teacher = teacher_synth.model.float().eval().requires_grad_(False)
         student = copy.deepcopy(teacher).train().requires_grad_(True)
         opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
-        it = 0
+        it, elapsed = 0, 0.0  # elapsed: training seconds of this stage, carried across resumes
         if state_path.is_file() and int(read_metadata(state_path).get("stage", -1)) == n:
             tensors = load_tensors(state_path)
             meta = read_metadata(state_path)
             student.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("student.")})
             opt.load_state_dict(unflatten_optimizer(tensors, meta["param_groups"]))
             it = int(meta["iteration"])
+            elapsed = float(meta.get("seconds", 0.0))
         bar = tqdm(total=iters[n], initial=it, desc=f"distil {2 * n}->{n} steps", disable=not progress,
                    file=sys.stderr, mininterval=5.0)
         loss_avg, t0 = None, time.time()
@@ -169,7 +172,8 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
             tensors = {f"student.{k}": v for k, v in student.state_dict().items()}
             opt_t, groups = flatten_optimizer(opt.state_dict())
             tensors.update(opt_t)
-            save_tensors_atomic(state_path, tensors, {"stage": str(n), "iteration": str(it), "param_groups": groups})
+            save_tensors_atomic(state_path, tensors, {"stage": str(n), "iteration": str(it), "param_groups": groups,
+                                                      "seconds": str(round(elapsed + time.time() - t0, 1))})
 
         while it < iters[n]:
             batch = make_batch(pairs, it, cfg.seed + 7919 * n, cfg.batch_size, masker)
@@ -194,16 +198,18 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
             if it % cfg.save_every == 0:
                 save()
         bar.close()
+        seconds = round(elapsed + time.time() - t0, 1)
         cfg_out = dict(base.config)
         cfg_out["sampling"] = {"sampler": "ddim", "steps": n, "guidance": 1.0}
         cfg_out["distillation"] = {"steps": n, "guidance": guidance, "teacher": str(cfg.teacher),
                                    "teacher_steps": cfg.teacher_steps, "iterations": iters[n],
                                    "batch_size": cfg.batch_size, "lr": cfg.lr, "final_loss": loss_avg,
-                                   "images_seen": iters[n] * cfg.batch_size,
-                                   "train_seconds_this_session": round(time.time() - t0, 1)}
+                                   "stage": {"images": iters[n] * cfg.batch_size, "seconds": seconds},
+                                   "total": {"images": before["images"] + iters[n] * cfg.batch_size,
+                                             "seconds": round(before["seconds"] + seconds, 1)}}
         save_model_dir(student_dir(run, n), student.state_dict(), cfg_out)
         state_path.unlink(missing_ok=True)
-        summary["stages"][n] = {"loss": loss_avg, "iterations": iters[n], "seconds": round(time.time() - t0, 1)}
+        summary["stages"][n] = {"loss": loss_avg, "iterations": iters[n], "seconds": seconds}
     return summary
 
 

@@ -34,8 +34,13 @@ class DiffusionGenerator:
         from .unet import count_parameters
 
         rec = self.synth.config.get("record", {})
-        return {"parameters": count_parameters(self.synth.model), "images_seen": rec.get("images_seen"),
-                "train_hours": round(rec.get("train_seconds", 0) / 3600, 3), "device": rec.get("device"),
+        # a distilled student's budget is its teacher's plus every distillation stage up to it
+        extra = (self.synth.distilled or {}).get("total", {"images": 0, "seconds": 0.0})
+        images = rec.get("images_seen")
+        return {"parameters": count_parameters(self.synth.model),
+                "images_seen": images + extra["images"] if images is not None else None,
+                "train_hours": round((rec.get("train_seconds", 0) + extra["seconds"]) / 3600, 3),
+                "device": rec.get("device"),
                 "steps": self.steps or self.synth.default_steps,
                 "guidance": self.guidance if self.guidance is not None else self.synth.default_guidance}
 

@@ -87,6 +87,13 @@ def test_distill_stages_resume_and_name_checkpoints(toy_root, tmp_path):
     assert not (tmp_path / "d" / STATE_FILE).exists()  # no half stage left behind
     s = Synthesizer.from_pretrained(student_dir(tmp_path / "d", 2))
     assert s.default_steps == 2 and s.distilled["guidance"] == s.guidance_label
+    # the budget adds up across stages: 2 iterations of stage 4, then 4 of stage 2, batch 2
+    assert s.distilled["stage"]["images"] == 8 and s.distilled["total"]["images"] == 4 + 8
+    assert s.distilled["total"]["seconds"] >= s.distilled["stage"]["seconds"] > 0
+    from sparsesis.generators import DiffusionGenerator
+
+    teacher_images = Synthesizer.from_pretrained(cfg.teacher).config["record"]["images_seen"]
+    assert DiffusionGenerator(s).info()["images_seen"] == teacher_images + 12
     lay = np.full((32, 32), 4)
     lay[:10] = 2
     img = s(lay, seed=0)
