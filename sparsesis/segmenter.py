@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import load_model_dir, save_model_dir
+from .checkpoint import CheckpointError, load_model_dir, save_model_dir
 from .classes import ClassSet
 
 SEG_KIND = "sparsesis-segmenter"
@@ -155,14 +155,26 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--minutes", type=float, default=None)
     p.add_argument("--evaluate", action="store_true", help="score the exported segmenter on real held-out photos")
+    p.add_argument("--model", default=None, help="with --evaluate: a segmenter model folder (default <run-dir>/export)")
+    p.add_argument("--out", default=None, help="also write the scores (and the training record) to this JSON file")
     a = p.parse_args(argv)
     if not a.evaluate:
         print(json.dumps(train_segmenter(a.run_dir, a.data, a.size, a.steps, a.minutes), indent=2))
     from .data import load_split
 
-    seg = Segmenter.from_pretrained(Path(a.run_dir) / "export")
+    folder = Path(a.model) if a.model else Path(a.run_dir) / "export"
+    try:
+        seg = Segmenter.from_pretrained(folder)
+    except (CheckpointError, ValueError) as err:
+        sys.exit(f"error: {err}")
     photos, ids = load_split("eval", a.size, a.data, progress=False).centre_arrays()
-    print(json.dumps({"real_held_out": seg.score(photos, ids)}, indent=2))
+    result = {"real_held_out": seg.score(photos, ids), "record": seg.config.get("record"),
+              "model": str(folder),
+              "command": "python -m sparsesis.segmenter " + " ".join(argv if argv is not None else sys.argv[1:])}
+    print(json.dumps(result, indent=2))
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -36,3 +36,15 @@ def test_segmenter_learns_the_toy_set(toy_root, tmp_path):
     score = seg.score(photos, ids)
     assert rec["step"] == 60 and score["miou"] > 0.5  # toy classes have distinct colours: easy to segment
     assert set(score["per_class"]) == {"ground", "wall", "sky", "tree"}
+    # the command line scores a model folder and writes the JSON; a missing folder is a one-line error
+    import json
+
+    from sparsesis.segmenter import main
+
+    out = tmp_path / "seg.json"
+    main(["--evaluate", "--model", str(tmp_path / "seg" / "export"), "--data", str(toy_root), "--size", "32",
+          "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert 0 <= res["real_held_out"]["miou"] <= 1 and res["record"]["step"] == 60
+    with pytest.raises(SystemExit, match="not found"):
+        main(["--evaluate", "--model", str(tmp_path / "nope"), "--data", str(toy_root)])
