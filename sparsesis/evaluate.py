@@ -260,16 +260,18 @@ def main(argv=None) -> None:
             ours = evaluate(gens, eval_pairs, ["random_mask"], a.mask_seeds, net, a.limit, a.seed, dist=dist,
                             segmenter=seg)
             trivial = evaluate(dict([build_generator("trivial", train_pairs, None, None)]), eval_pairs, ["dense"],
-                               1, net, a.limit, a.seed, dist=dist)
+                               1, net, a.limit, a.seed, dist=dist, segmenter=seg)
             o, tr = ours["methods"]["ours"]["random_mask"], trivial["methods"]["trivial"]["dense"]
             out = {"metric": net.metric,
                    "ours": {"fd": o["fd"], "kid": o["kid"], "steps": ours["info"]["ours"]["steps"],
                             "guidance": ours["info"]["ours"]["guidance"], "input": "random_mask", "n": o["n"],
-                            "labelled_share": o["labelled_share"], **{k: ours["info"]["ours"][k] for k in
+                            "labelled_share": o["labelled_share"], **({"miou": o["miou"]} if "miou" in o else {}),
+                            **{k: ours["info"]["ours"][k] for k in
                                                                      ("parameters", "images_seen", "train_hours")}},
                    "trivial": {"fd": tr["fd"], "kid": tr["kid"], "input": "dense (full layouts: the easier case)",
-                               "n": tr["n"]},
-                   "n_real": ours["n_real"], "seed": a.seed}
+                               "n": tr["n"], **({"miou": tr["miou"]} if "miou" in tr else {})},
+                   "n_real": ours["n_real"], "seed": a.seed,
+                   **({"segmenter_real_miou": ours["segmenter_real_miou"]} if seg is not None else {})}
         elif a.cmd == "distillation":
             from .synthesizer import Synthesizer
 
