@@ -42,7 +42,7 @@ class DiffusionGenerator:
                 "train_hours": round((rec.get("train_seconds", 0) + extra["seconds"]) / 3600, 3),
                 "device": rec.get("device"),
                 "steps": self.steps or self.synth.default_steps,
-                "guidance": self.guidance if self.guidance is not None else self.synth.default_guidance}
+                "guidance": self.guidance if self.guidance is not None else self.synth.guidance_label}
 
 
 @dataclass
