@@ -57,7 +57,9 @@ def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int
     if segmenter is not None:
         from .segmenter import iou_per_class
 
-        result["segmenter_real_miou"] = segmenter.score(photos, full_ids[: len(photos)])["miou"]
+        real_score = segmenter.score(photos, full_ids[: len(photos)])
+        result["segmenter_real_miou"] = real_score["miou"]
+        result["segmenter_real_iou_per_class"] = real_score["per_class"]
     for name, gen in generators.items():
         result["info"][name] = gen.info() if hasattr(gen, "info") else {}
         result["methods"][name] = {}
@@ -77,6 +79,8 @@ def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int
             if seg_pred is not None:  # layout fidelity against the *full* held-out label maps
                 per = iou_per_class(seg_pred, full_ids[real_idx], pairs.classset.num_classes)
                 result["methods"][name][kind]["miou"] = round(float(np.nanmean(per)), 4)
+                result["methods"][name][kind]["iou_per_class"] = {
+                    c: (None if np.isnan(v) else round(float(v), 4)) for c, v in zip(pairs.classset.names, per)}
             if progress and dist.is_main:
                 print(f"{name:>10} {kind:>14}: {net.metric} {result['methods'][name][kind]['fd']:.1f}  "
                       f"KID {k_mean:.4f}", file=sys.stderr, flush=True)

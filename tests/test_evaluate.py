@@ -84,6 +84,9 @@ def test_table_with_segmenter_reports_miou(toy_root, tmp_path):
     res = json.loads(out.read_text())
     miou = res["methods"]["trivial"]["dense"]["miou"]
     assert 0.0 <= miou <= 1.0 and 0.0 <= res["segmenter_real_miou"] <= 1.0
+    per = res["methods"]["trivial"]["dense"]["iou_per_class"]
+    assert set(per) == set(res["segmenter_real_iou_per_class"]) == {"ground", "wall", "sky", "tree"}
+    assert miou == pytest.approx(np.mean([v for v in per.values() if v is not None]), abs=1e-3)
 
 
 @pytest.mark.slow
