@@ -2,7 +2,7 @@
 what the teacher takes in two; then it becomes the teacher and the step count halves again.
 
     python -m sparsesis.distill --teacher checkpoints/ours64 --run-dir runs/distill64 \
-        --teacher-steps 128 --final-steps 4 --iters-per-stage 150 200 250 300 400
+        --teacher-steps 128 --final-steps 4 --iters-per-stage 120 160 240 320 480 --batch-size 8
 
 ``--iters-per-stage`` takes one count for every stage or one per stage (early stages are easy: two steps of
 a 128-step sampler are already close to one step of a 64-step one; the last stages need the most work).
