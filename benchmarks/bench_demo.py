@@ -2,14 +2,18 @@
 
     python benchmarks/bench_demo.py --model ours64 --steps 4 [--repeats 10] [--out results/demo_latency.json]
 
-Starts the app in-process on 127.0.0.1, sends a sparse layout (an example sketch) and reports the median
-round trip and the generation time the app itself shows.
+Starts the app on 127.0.0.1 as its own process (``python demo.py``, as a user or a Space runs it; the
+client in the benchmark's process, like a browser), sends a sparse layout (an example sketch) and reports the
+median round trip and the generation time the app itself shows. ``--in-process`` runs the server inside the
+benchmark's process instead (client and server then share one Python interpreter).
 """
 import argparse
 import importlib.util
 import json
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +30,7 @@ def main():
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--guidance", type=float, default=1.5)
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--in-process", action="store_true", help="serve from this process (client and server share it)")
     p.add_argument("--out", default=None)
     a = p.parse_args()
     spec = importlib.util.spec_from_file_location("demo", REPO / "demo.py")
@@ -35,13 +40,36 @@ def main():
 
     models = demo.discover_models()
     name = a.model or next(iter(models))
-    app = demo.build_app(models)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
+    if a.in_process:
+        app = demo.build_app(models)
+        app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False,
+                           quiet=True)
+        close = app.close
+    else:
+        server = subprocess.Popen([sys.executable, str(REPO / "demo.py"), "--host", "127.0.0.1", "--port", str(port)],
+                                  cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        close = server.terminate
+        deadline = time.time() + 120
+        while True:  # wait until the server answers
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise SystemExit("error: the demo server did not start (run `python demo.py` to see why)")
+                time.sleep(0.5)
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        for attempt in range(60):  # the port may answer before the app is mounted
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:
+                if attempt == 59:
+                    raise
+                time.sleep(1)
         sketch = sorted((REPO / "examples").glob("*_sketch.png"))[0]
         img = cv2.resize(cv2.imread(str(sketch)), (demo.CANVAS, demo.CANVAS), interpolation=cv2.INTER_NEAREST)
         tmp = Path(tempfile.mkdtemp()) / "layout.png"
@@ -55,8 +83,9 @@ def main():
             trips.append(time.perf_counter() - t)
             shown.append(float(out[3].split("**")[1].split(" ms")[0]) / 1000)
     finally:
-        app.close()
+        close()
     res = {"model": name, "steps": a.steps, "guidance": a.guidance, "repeats": a.repeats,
+           "server": "in-process" if a.in_process else "separate process (python demo.py)",
            "median_round_trip_s": round(statistics.median(trips), 4),
            "median_generation_s": round(statistics.median(shown), 4)}
     print(json.dumps(res, indent=2))
