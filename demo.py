@@ -151,12 +151,13 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
     default = next(iter(models), None)
     classset = None
     default_steps, default_guidance = 20, 1.5
-    load_error = None
+    load_error, default_distilled = None, False
     if default is not None:
         try:
             s = pool.get(default)
             classset = s.classset
             default_steps, default_guidance = min(s.default_steps, 20), s.guidance_label or 1.5
+            default_distilled = bool(s.distilled)
         except gr.Error as err:
             load_error = str(err)
     if classset is None:
@@ -262,10 +263,10 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
                 with gr.Row():
                     seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
                     new_seed = gr.Button("New seed", elem_id="new_seed")
-                    distilled = default is not None and load_error is None and bool(pool.get(default).distilled)
                     guidance = gr.Slider(0, 5, value=default_guidance, step=0.25, elem_id="guidance",
-                                         label="Guidance scale" + (" (built into this distilled model)" if distilled else ""),
-                                         interactive=not distilled)
+                                         label="Guidance scale" + (" (built into this distilled model)"
+                                                                   if default_distilled else ""),
+                                         interactive=not default_distilled)
                 show_steps = gr.Checkbox(label="Show the denoising steps", value=False, elem_id="show_steps")
                 seen = gr.Image(label="What the model sees (layout at its resolution)", type="numpy",
                                 interactive=False, height=140, format="png")

@@ -280,16 +280,16 @@ def main(argv=None) -> None:
             from .synthesizer import Synthesizer
 
             teacher = Synthesizer.from_pretrained(a.checkpoint, device=device, precision=a.precision)
-            students = {}
+            students, sources = {}, {}
             for folder in student_folders(a.students):
                 s = Synthesizer.from_pretrained(folder, device=device, precision=a.precision)
                 if not s.distilled:
                     raise SystemExit(f"error: {folder} is not a distilled student (no 'distillation' in its config)")
-                students[s.default_steps] = s
+                students[s.default_steps], sources[str(s.default_steps)] = s, str(folder)
             eval_pairs = load_split("eval", teacher.image_size, a.data)
             out = distillation_report(teacher, a.teacher_steps, dict(sorted(students.items(), reverse=True)),
                                       a.ddim_steps, eval_pairs, net, a.limit, a.seed, a.repeats, dist)
-            out["students_from"] = {str(n): str(p) for n, p in zip(students, student_folders(a.students))}
+            out["students_from"] = sources
         elif a.cmd == "sparsity":
             eval_pairs = load_split("eval", 64, a.data)
             train_pairs = load_split("train", 64, a.data) if "trivial" in a.method else None
