@@ -106,17 +106,20 @@ def diffusion_loss(model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, noise: t
 # ---------------------------------------------------------------------------------------------
 # guidance
 # ---------------------------------------------------------------------------------------------
-def guided(model: Callable, cond, uncond, scale: float) -> ModelFn:
+def guided(model: Callable, cond, uncond, scale: float, both=None) -> ModelFn:
     """Classifier-free guidance (Ho & Salimans 2022): v = v_u + scale * (v_c - v_u).
 
     ``model(z, t, c)`` is the network; ``cond``/``uncond`` its conditioning (the null layout is all
-    UNKNOWN). ``scale == 1`` is the plain conditional model and costs one pass, not two.
+    UNKNOWN). ``scale == 1`` is the plain conditional model and costs one pass, not two. ``both`` is the
+    conditioning of the stacked batch [cond; uncond] when the caller has it ready-made (a cached layout
+    branch); by default the two tensors are concatenated.
     """
     if scale == 1.0:
         return lambda z, t: model(z, t, cond)
+    both = torch.cat([cond, uncond]) if both is None else both
 
     def fn(z, t):
-        v = model(torch.cat([z, z]), torch.cat([t, t]), torch.cat([cond, uncond]))
+        v = model(torch.cat([z, z]), torch.cat([t, t]), both)
         v_c, v_u = v.chunk(2)
         return v_u + scale * (v_c - v_u)
 

@@ -193,6 +193,42 @@ def student_folders(paths) -> list[Path]:
     return out
 
 
+def markdown_table(result: dict) -> str:
+    """The evaluation table (``evaluate``'s result) as markdown: one row per method with its budget, then
+    FD, KID and (when scored) mIoU per input kind; the best FD and KID of each kind in bold."""
+    kinds = list(dict.fromkeys(k for by_kind in result["methods"].values() for k in by_kind))
+    has_miou = any("miou" in m for by_kind in result["methods"].values() for m in by_kind.values())
+    cols = ["method", "parameters", "images seen", "train hours"]
+    for k in kinds:
+        cols += [f"{k} {result['metric']}", f"{k} KID"] + ([f"{k} mIoU"] if has_miou else [])
+    best = {(k, q): min((by_kind[k][q] for by_kind in result["methods"].values() if k in by_kind), default=None)
+            for k in kinds for q in ("fd", "kid")}
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for name, by_kind in result["methods"].items():
+        info = result.get("info", {}).get(name, {})
+        p, imgs, hours = info.get("parameters"), info.get("images_seen"), info.get("train_hours")
+        row = [name, f"{p / 1e6:.1f} M" if p else "-", f"{imgs:,}" if imgs else "-", f"{hours:.2f}" if hours else "-"]
+        for k in kinds:
+            m = by_kind.get(k)
+            if m is None:
+                row += ["-", "-"] + (["-"] if has_miou else [])
+                continue
+            fd, kd = f"{m['fd']:.1f}", f"{m['kid']:.3f}"
+            row += [f"**{fd}**" if m["fd"] == best[(k, "fd")] else fd, f"**{kd}**" if m["kid"] == best[(k, "kid")] else kd]
+            row += [f"{m['miou']:.3f}" if "miou" in m else "-"] if has_miou else []
+        lines.append("| " + " | ".join(row) + " |")
+    real = result.get("segmenter_real_miou")
+    notes = [f"{result['metric']} and KID against {result['n_real']} held-out photos; {result['mask_seeds']} mask "
+             "seed(s) per layout; lower is better. Parameters: the network that generates (a GAN's discriminator "
+             "is training-only and not counted); train hours: wall-clock training time on the machine named in "
+             "each checkpoint's record."]
+    if real is not None:
+        notes.append(f"mIoU of the segmenter on the real held-out photos (the ceiling): {real:.3f}.")
+    if "command" in result:
+        notes.append(f"Command: `{result['command']}`")
+    return "\n".join(lines) + "\n\n" + " ".join(notes) + "\n"
+
+
 def write_json(path: str | Path, obj) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -304,6 +340,8 @@ def main(argv=None) -> None:
         out["command"] = command
         if dist.is_main:
             write_json(a.out, out)
+            if a.cmd == "table":
+                Path(a.out).with_suffix(".md").write_text(markdown_table(out))
             print(json.dumps(out, indent=2))
     except (DataError, FeatureNetworkError, CheckpointError) as err:
         sys.exit(f"error: {err}")

@@ -95,9 +95,14 @@ class Synthesizer:
                              for i in range(b)]).to(self.device)
         lay = torch.from_numpy(ids).to(self.device)
         cond = one_hot(lay, self.classset.num_channels).contiguous(memory_format=torch.channels_last)
-        uncond = one_hot(torch.full_like(lay, self.classset.unknown_id), self.classset.num_channels)
         net = self._network()
-        model_fn = guided(net, cond, uncond.contiguous(memory_format=torch.channels_last), guidance)
+        # the layout branch runs once here, not at every step
+        if guidance == 1.0:
+            model_fn = guided(net, self._condition(cond), None, 1.0)
+        else:
+            uncond = one_hot(torch.full_like(lay, self.classset.unknown_id), self.classset.num_channels)
+            both = self._condition(torch.cat([cond, uncond.contiguous(memory_format=torch.channels_last)]))
+            model_fn = guided(net, None, None, guidance, both=both)
         traj = Trajectory([], [], []) if return_trajectory else None
 
         def report(st: Step):
@@ -136,10 +141,18 @@ class Synthesizer:
         """The guidance scale the images reflect (the baked one for a student)."""
         return self.baked_guidance if self.distilled else self.default_guidance
 
+    def _autocast(self):
+        return torch.autocast("cpu" if self.device.type == "cpu" else "cuda", dtype=torch.bfloat16,
+                              enabled=self.precision == "bf16")
+
+    def _condition(self, onehot: torch.Tensor):
+        with self._autocast():
+            return self.model.condition(onehot)
+
     def _network(self):
         if self.precision == "bf16":
             def net(z, t, c):
-                with torch.autocast("cpu" if self.device.type == "cpu" else "cuda", dtype=torch.bfloat16):
+                with self._autocast():
                     return self.model(z.contiguous(memory_format=torch.channels_last), t, c).float()
             return net
         return lambda z, t, c: self.model(z.contiguous(memory_format=torch.channels_last), t, c)

@@ -3,6 +3,10 @@ enters through SPADE normalisation (Park et al. 2019) in the middle and decoder 
 
 Shapes: ``x`` (B, 3, H, W) noisy image, ``t`` (B,) continuous time in [0, 1], ``layout`` (B, K+1, H, W)
 one-hot with UNKNOWN as its own channel. Output: (B, 3, H, W), the v-prediction.
+
+The layout branch (the layout encoders and every SPADE block's scale/shift maps) depends on the layout
+alone, not on ``x`` or ``t``: ``UNet.condition(layout)`` evaluates it once and ``forward`` accepts the result
+in place of the one-hot layout, so a sampler pays for it once per image rather than once per step.
 """
 from __future__ import annotations
 
@@ -61,6 +65,9 @@ def layout_encoder(label_channels: int, hidden: int) -> nn.Module:
                          nn.Conv2d(hidden, hidden, 3, padding=1), nn.SiLU())
 
 
+Modulation = tuple[torch.Tensor, torch.Tensor]  # SPADE's (gamma, beta), each (B, C, h, w)
+
+
 class SPADE(nn.Module):
     """Parameter-free group norm, then a per-pixel scale and shift predicted from layout features."""
 
@@ -69,18 +76,23 @@ class SPADE(nn.Module):
         self.norm = nn.GroupNorm(groups, channels, affine=False)
         self.gamma_beta = nn.Conv2d(hidden, 2 * channels, 1)
 
-    def forward(self, x: torch.Tensor, layout_features: torch.Tensor) -> torch.Tensor:
-        # layout_features: (B, hidden, h, w) at x's resolution
+    def modulation(self, layout_features: torch.Tensor) -> Modulation:
+        # layout_features: (B, hidden, h, w) at the resolution of the features this block normalises
         gamma, beta = self.gamma_beta(layout_features).chunk(2, dim=1)
+        return gamma, beta
+
+    def forward(self, x: torch.Tensor, modulation: Modulation) -> torch.Tensor:
+        gamma, beta = modulation
         return self.norm(x) * (1 + gamma) + beta
 
 
 class ResBlock(nn.Module):
     """GroupNorm (or SPADE) -> SiLU -> conv, time scale/shift, norm -> SiLU -> conv, plus skip."""
 
-    def __init__(self, cin: int, cout: int, emb_dim: int, cfg: UNetConfig, spade: bool):
+    def __init__(self, cin: int, cout: int, emb_dim: int, cfg: UNetConfig, spade: bool, resolution: int = 0):
         super().__init__()
         self.spade = spade
+        self.resolution = resolution  # side of the feature map it works on (picks the layout features)
         if spade:
             self.norm1 = SPADE(cin, cfg.spade_hidden, cfg.groups)
             self.norm2 = SPADE(cout, cfg.spade_hidden, cfg.groups)
@@ -93,13 +105,15 @@ class ResBlock(nn.Module):
         self.conv2 = zero_init(nn.Conv2d(cout, cout, 3, padding=1))
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
-    def _norm(self, norm, h, layout):
-        return norm(h, layout) if self.spade else norm(h)
+    def modulations(self, layout_features: torch.Tensor) -> tuple[Modulation, Modulation]:
+        return self.norm1.modulation(layout_features), self.norm2.modulation(layout_features)
 
-    def forward(self, x, emb, layout):
-        h = self.conv1(F.silu(self._norm(self.norm1, x, layout)))
+    def forward(self, x, emb, modulations: tuple[Modulation, Modulation] | None):
+        # modulations: this block's entry of a LayoutCondition (SPADE blocks), None for plain blocks
+        mod1, mod2 = modulations if self.spade else (None, None)
+        h = self.conv1(F.silu(self.norm1(x, mod1) if self.spade else self.norm1(x)))
         scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
-        h = self._norm(self.norm2, h, layout) * (1 + scale) + shift
+        h = (self.norm2(h, mod2) if self.spade else self.norm2(h)) * (1 + scale) + shift
         h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
@@ -169,14 +183,15 @@ class UNet(nn.Module):
                 skips.append(ch)
                 res //= 2
 
-        self.middle = nn.ModuleList([ResBlock(ch, ch, emb_dim, cfg, spade=True), Attention(ch, cfg),
-                                     ResBlock(ch, ch, emb_dim, cfg, spade=True)])
+        self.middle = nn.ModuleList([ResBlock(ch, ch, emb_dim, cfg, spade=True, resolution=res), Attention(ch, cfg),
+                                     ResBlock(ch, ch, emb_dim, cfg, spade=True, resolution=res)])
 
         # decoder: SPADE everywhere
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(cfg.channel_mults))):
             for i in range(cfg.num_res_blocks + 1):
-                blocks = [ResBlock(ch + skips.pop(), cfg.base_channels * mult, emb_dim, cfg, spade=True)]
+                blocks = [ResBlock(ch + skips.pop(), cfg.base_channels * mult, emb_dim, cfg, spade=True,
+                                   resolution=res)]
                 ch = cfg.base_channels * mult
                 if res in cfg.attention_resolutions:
                     blocks.append(Attention(ch, cfg))
@@ -199,13 +214,28 @@ class UNet(nn.Module):
             pyr[cur.shape[-1]] = self.layout_encoders[str(cur.shape[-1])](cur)
         return pyr
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
-        # x: (B, 3, H, W); t: (B,); layout: (B, K+1, H, W) one-hot
+    def _spade_blocks(self) -> list[ResBlock]:
+        """The layout-modulated blocks in the order ``forward`` runs them."""
+        return [b for b in self.middle if isinstance(b, ResBlock)] + [
+            b for blocks in self.up for b in blocks if isinstance(b, ResBlock)]
+
+    def condition(self, layout: torch.Tensor) -> "LayoutCondition":
+        """Evaluate the layout branch once; ``forward`` takes the result in place of the layout."""
+        c, s = self.cfg.label_channels, self.cfg.image_size
+        if layout.ndim != 4 or layout.shape[1] != c or layout.shape[-2:] != (s, s):
+            raise ValueError(f"layout must be (B, {c}, {s}, {s}) one-hot, got {tuple(layout.shape)}")
+        pyr = self._layout_pyramid(layout)
+        return LayoutCondition(tuple(b.modulations(pyr[b.resolution]) for b in self._spade_blocks()))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, layout: "torch.Tensor | LayoutCondition") -> torch.Tensor:
+        # x: (B, 3, H, W); t: (B,); layout: (B, K+1, H, W) one-hot, or its LayoutCondition
+        if x.shape[-2:] != (self.cfg.image_size, self.cfg.image_size):
+            raise ValueError(f"x must be (B, 3, {self.cfg.image_size}, {self.cfg.image_size}), got {tuple(x.shape)}")
+        cond = layout if isinstance(layout, LayoutCondition) else self.condition(layout.to(x.dtype))
+        if cond.batch_size != x.shape[0]:
+            raise ValueError(f"the layout has batch size {cond.batch_size}, the image {x.shape[0]}")
+        mods = iter(cond.modulations)
         emb = self.time_mlp(timestep_embedding(t, self.cfg.base_channels))
-        if layout.shape[-2:] != x.shape[-2:] or layout.shape[1] != self.cfg.label_channels:
-            raise ValueError(f"layout must be (B, {self.cfg.label_channels}, {x.shape[-2]}, {x.shape[-1]}), "
-                             f"got {tuple(layout.shape)}")
-        pyr = self._layout_pyramid(layout.to(x.dtype))
         h = self.conv_in(x)
         hs = [h]
         for blocks in self.down:
@@ -213,12 +243,29 @@ class UNet(nn.Module):
                 h = b(h, emb, None)
             hs.append(h)
         for b in self.middle:
-            h = b(h, emb, pyr[h.shape[-1]])
+            h = b(h, emb, next(mods) if isinstance(b, ResBlock) else None)
         for blocks in self.up:
             h = torch.cat([h, hs.pop()], dim=1)
             for b in blocks:
-                h = b(h, emb, pyr[h.shape[-1]])
+                h = b(h, emb, next(mods) if isinstance(b, ResBlock) else None)
         return self.out(h)
+
+
+@dataclass(frozen=True)
+class LayoutCondition:
+    """The layout branch of a UNet evaluated for a batch of layouts: per SPADE block, in ``forward``'s order,
+    the two (gamma, beta) pairs. Concatenate two with ``cat`` (e.g. [conditional; unconditional] for guidance)."""
+
+    modulations: tuple[tuple[Modulation, Modulation], ...]
+
+    @property
+    def batch_size(self) -> int:
+        return self.modulations[0][0][0].shape[0]
+
+    def cat(self, other: "LayoutCondition") -> "LayoutCondition":
+        join = lambda a, b: tuple(torch.cat([x, y]) for x, y in zip(a, b))  # noqa: E731
+        return LayoutCondition(tuple((join(m1, o1), join(m2, o2))
+                                     for (m1, m2), (o1, o2) in zip(self.modulations, other.modulations)))
 
 
 def count_parameters(model: nn.Module) -> int:

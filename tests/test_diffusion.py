@@ -92,6 +92,12 @@ def test_guidance_mixing():
     out = guided(model, cond, uncond, 1.0)(z, t)
     torch.testing.assert_close(out, torch.full_like(z, 2.0))
     assert calls == [2]  # scale 1: one pass, no unconditional batch
+    calls.clear()
+    # a ready-made stacked conditioning (the cached layout branch) is used as given, not rebuilt
+    both = torch.cat([cond, torch.full((2, 1, 1, 1), 0.0)])
+    out = guided(model, None, None, 3.0, both=both)(z, t)
+    torch.testing.assert_close(out, torch.full_like(z, 0.0 + 3.0 * (2.0 - 0.0)))
+    assert calls == [4]
 
 
 def test_loss_zero_for_exact_model_and_positive_otherwise():

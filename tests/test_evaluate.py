@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from sparsesis.evaluate import held_out_inputs, main, shard
+from sparsesis.evaluate import held_out_inputs, main, markdown_table, shard
 from sparsesis.inputs import KINDS, make_input
 from sparsesis.data import load_split
 
@@ -56,6 +56,21 @@ def test_table_entry_point_on_tiny_set(toy_root, tmp_path):
     assert t["dense"]["fd"] > 0 and np.isfinite(t["random_mask"]["kid"])
     # dense layouts give the trivial baseline strictly more information than masked ones
     assert t["dense"]["labelled_share"] == 1.0 > t["random_mask"]["labelled_share"]
+    # the markdown table beside the JSON carries the same figures
+    md = out.with_suffix(".md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| trivial"))
+    assert f"{t['random_mask']['fd']:.1f}" in row and f"{t['dense']['kid']:.3f}" in row
+    assert "random_mask FD-EffNetL0" in md and res["command"] in md
+
+
+def test_markdown_table_marks_the_best_method_per_kind():
+    res = {"metric": "FD-X", "n_real": 10, "mask_seeds": 1,
+           "methods": {"a": {"k": {"fd": 10.0, "kid": 0.5}}, "b": {"k": {"fd": 20.0, "kid": 0.1}}},
+           "info": {"a": {"parameters": 2_500_000, "images_seen": 1000, "train_hours": 0.5}, "b": {}}}
+    rows = {line.split("|")[1].strip(): line for line in markdown_table(res).splitlines() if line.startswith("| ")}
+    assert "**10.0**" in rows["a"] and "0.500" in rows["a"] and "**0.500**" not in rows["a"]
+    assert "**0.100**" in rows["b"] and "**20.0**" not in rows["b"]
+    assert "2.5 M" in rows["a"] and "1,000" in rows["a"]
 
 
 @pytest.mark.slow

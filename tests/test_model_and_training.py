@@ -42,6 +42,29 @@ def test_layout_changes_the_output():
     assert (a - b).abs().mean() > 0.05 * a.abs().mean()
 
 
+def test_cached_layout_branch_gives_the_same_output():
+    """UNet.condition evaluates the layout branch once; forward on it must equal forward on the layout."""
+    torch.manual_seed(0)
+    m = UNet(TINY).eval()
+    for p in m.parameters():
+        if p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.05)
+    x, t = torch.randn(3, 3, 32, 32), torch.rand(3)
+    lay = one_hot(torch.randint(0, 5, (3, 32, 32)), 5)
+    with torch.no_grad():
+        direct = m(x, t, lay)
+        cond = m.condition(lay)
+        assert cond.batch_size == 3
+        assert torch.equal(m(x, t, cond), direct)
+        # concatenated conditions (guidance stacks [cond; uncond]) line up with the stacked images
+        joined = m.condition(lay[:1]).cat(m.condition(lay[1:]))
+        torch.testing.assert_close(m(x, t, joined), direct, rtol=1e-5, atol=1e-6)
+        with pytest.raises(ValueError, match="batch size"):
+            m(x[:2], t[:2], cond)
+        with pytest.raises(ValueError, match="layout must be"):
+            m.condition(lay[:, :, :16])
+
+
 def test_tiny_model_overfits_one_batch():
     torch.manual_seed(0)
     m = UNet(TINY)
