@@ -108,12 +108,15 @@ class ResBlock(nn.Module):
     def modulations(self, layout_features: torch.Tensor) -> tuple[Modulation, Modulation]:
         return self.norm1.modulation(layout_features), self.norm2.modulation(layout_features)
 
+    def _norm(self, norm, h, modulation):
+        return norm(h, modulation) if self.spade else norm(h)
+
     def forward(self, x, emb, modulations: tuple[Modulation, Modulation] | None):
         # modulations: this block's entry of a LayoutCondition (SPADE blocks), None for plain blocks
         mod1, mod2 = modulations if self.spade else (None, None)
-        h = self.conv1(F.silu(self.norm1(x, mod1) if self.spade else self.norm1(x)))
+        h = self.conv1(F.silu(self._norm(self.norm1, x, mod1)))
         scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
-        h = (self.norm2(h, mod2) if self.spade else self.norm2(h)) * (1 + scale) + shift
+        h = self._norm(self.norm2, h, mod2) * (1 + scale) + shift
         h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
@@ -254,18 +257,13 @@ class UNet(nn.Module):
 @dataclass(frozen=True)
 class LayoutCondition:
     """The layout branch of a UNet evaluated for a batch of layouts: per SPADE block, in ``forward``'s order,
-    the two (gamma, beta) pairs. Concatenate two with ``cat`` (e.g. [conditional; unconditional] for guidance)."""
+    the two (gamma, beta) pairs. For guidance, condition the stacked batch [layouts; null layouts] once."""
 
     modulations: tuple[tuple[Modulation, Modulation], ...]
 
     @property
     def batch_size(self) -> int:
         return self.modulations[0][0][0].shape[0]
-
-    def cat(self, other: "LayoutCondition") -> "LayoutCondition":
-        join = lambda a, b: tuple(torch.cat([x, y]) for x, y in zip(a, b))  # noqa: E731
-        return LayoutCondition(tuple((join(m1, o1), join(m2, o2))
-                                     for (m1, m2), (o1, o2) in zip(self.modulations, other.modulations)))
 
 
 def count_parameters(model: nn.Module) -> int:
