@@ -93,12 +93,32 @@ class Segmenter:
 
     @torch.no_grad()
     def predict(self, images: np.ndarray, batch_size: int = 50) -> np.ndarray:
-        """(N, H, W, 3) uint8 -> (N, H, W) int64 class ids."""
+        """(N, H, W, 3) uint8 -> (N, H, W) int64 class ids.
+
+        Images of another size than the one the segmenter was trained at (e.g. a 32 px ablation model
+        scored with the 64 px segmenter) are resized to that size and the class scores resized back."""
         from .data import photo_to_tensor
 
-        out = [self.net(photo_to_tensor(images[i:i + batch_size])).argmax(1).numpy()
-               for i in range(0, len(images), batch_size)]
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"expected images of shape (N, H, W, 3), got {images.shape}")
+        size, (h, w) = self.trained_size, images.shape[1:3]
+        out = []
+        for i in range(0, len(images), batch_size):
+            x = photo_to_tensor(images[i:i + batch_size])
+            if size and (h, w) != (size, size):
+                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+            logits = self.net(x)
+            if logits.shape[-2:] != (h, w):
+                logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            out.append(logits.argmax(1).numpy())
         return np.concatenate(out).astype(np.int64)
+
+    @property
+    def trained_size(self) -> int | None:
+        """The image size the segmenter was trained at (None if the checkpoint does not say)."""
+        size = self.config.get("record", {}).get("size")
+        return int(size) if size else None
 
     def score(self, images: np.ndarray, true: np.ndarray) -> dict:
         per = iou_per_class(self.predict(images), true, self.classset.num_classes)

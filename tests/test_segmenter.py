@@ -26,6 +26,25 @@ def test_segnet_shapes():
     assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 4, 32, 32)
 
 
+def test_segmenter_predicts_at_its_training_size():
+    torch.manual_seed(0)
+    net = SegNet(SegmenterConfig(num_classes=4, base_channels=8, levels=2))
+    from sparsesis.classes import ClassSet
+
+    classes = ClassSet.from_dict({"name": "t", "classes": [{"id": i, "name": f"c{i}", "color": [i, i, i]} for i in range(4)]})
+    seg = Segmenter(net, classes, {"record": {"size": 32}})
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    from sparsesis.data import photo_to_tensor
+
+    with torch.no_grad():
+        direct = net(photo_to_tensor(images)).argmax(1).numpy()
+    np.testing.assert_array_equal(seg.predict(images), direct)  # at its own size: the plain network
+    assert seg.predict(images[:, ::2, ::2]).shape == (3, 16, 16)
+    assert seg.predict(np.repeat(np.repeat(images, 2, 1), 2, 2)).shape == (3, 64, 64)
+    with pytest.raises(ValueError, match="shape"):
+        seg.predict(images[..., 0])
+
+
 @pytest.mark.slow
 def test_segmenter_learns_the_toy_set(toy_root, tmp_path):
     rec = train_segmenter(tmp_path / "seg", toy_root, size=32, steps=60, batch_size=8, lr=3e-3, progress=False)
@@ -35,6 +54,13 @@ def test_segmenter_learns_the_toy_set(toy_root, tmp_path):
     photos, ids = load_split("train", 32, toy_root, progress=False).centre_arrays()
     score = seg.score(photos, ids)
     assert rec["step"] == 60 and score["miou"] > 0.5  # toy classes have distinct colours: easy to segment
+    # images at half the training size (a 16 px model's output) are resized for the segmenter, scored at 16 px
+    import cv2
+
+    small = np.stack([cv2.resize(p, (16, 16), interpolation=cv2.INTER_AREA) for p in photos])
+    small_ids = ids[:, 1::2, 1::2]
+    small_score = seg.score(small, small_ids)
+    assert seg.predict(small).shape == (len(small), 16, 16) and small_score["miou"] > 0.5
     assert set(score["per_class"]) == {"ground", "wall", "sky", "tree"}
     # the command line scores a model folder and writes the JSON; a missing folder is a one-line error
     import json
