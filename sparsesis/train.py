@@ -183,7 +183,11 @@ def train(cfg: TrainConfig) -> dict:
             print(f"resumed {run} at step {step}", flush=True)
     elif cfg.init_from:
         init_cfg, weights = load_model_dir(cfg.init_from)
-        if init_cfg.get("unet") != unet_cfg.to_dict():
+        try:  # compare as configs: a JSON file holds lists where the dataclass holds tuples
+            same = UNetConfig.from_dict(init_cfg["unet"]) == unet_cfg
+        except (KeyError, TypeError, ValueError):
+            same = False
+        if not same:
             raise ValueError(f"--init-from {cfg.init_from}: its architecture differs from preset {cfg.preset!r}")
         model.load_state_dict(weights)
         ema.model.load_state_dict(weights)

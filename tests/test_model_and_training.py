@@ -137,6 +137,17 @@ def test_resume_continues_exactly(toy_root, tmp_path):
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
 
 
+def test_init_from_a_shipped_model_folder(toy_root, tmp_path):
+    """--init-from starts a fresh run from an exported model (a JSON config: lists, not tuples), keeps its
+    step count and budget, and refuses a model of another architecture."""
+    first = train(_cfg(toy_root, tmp_path / "a", 3))
+    export = tmp_path / "a" / "export"
+    cont = train(replace(_cfg(toy_root, tmp_path / "b", 5), init_from=str(export)))
+    assert cont["step"] == 5 and cont["images_seen"] == first["images_seen"] + 2 * 4
+    with pytest.raises(ValueError, match="architecture differs"):
+        train(replace(_cfg(toy_root, tmp_path / "c", 5), image_size=16, init_from=str(export)))
+
+
 def test_trained_run_exports_a_loadable_model_on_another_class_set(toy_root, tmp_path):
     """A 4-class data set end to end: train a few steps, sample, reload."""
     train(_cfg(toy_root, tmp_path / "r", 4))
