@@ -4,7 +4,9 @@ each evaluated on class-wise-masked held-out layouts, scribbles and dense layout
 
     python -m sparsesis.ablation --run-root runs/ablation --steps-each 3000 --out results/ablation.json
 
-Runs resume (re-run the command); a finished variant is not retrained.
+Runs resume (re-run the command); a finished variant is not retrained. Beside the JSON it writes
+``<out>_samples.npz``: a few held-out inputs of each kind and every variant's image for them (seed 0), which
+the notebook shows as a picture grid without the variants' weights.
 """
 from __future__ import annotations
 
@@ -21,9 +23,9 @@ VARIANTS = {"dense": "none", "shared_mask": "shared", "classwise": "classwise"}
 
 def run_ablation(run_root, data=None, preset="64", image_size=None, steps_each=3000, batch_size=16, seed=0,
                  kinds=("random_mask", "scribble", "dense"), mask_seeds=1, limit=None, segmenter=None,
-                 sample_steps=25, progress=True, threads=None) -> dict:
+                 sample_steps=25, progress=True, threads=None, samples_out=None, n_samples=4) -> dict:
     from .data import load_split
-    from .evaluate import evaluate
+    from .evaluate import evaluate, held_out_inputs
     from .generators import DiffusionGenerator
     from .metrics import feature_network
     from .synthesizer import Synthesizer
@@ -36,7 +38,7 @@ def run_ablation(run_root, data=None, preset="64", image_size=None, steps_each=3
                           sample_every=10 ** 9, threads=threads)
         records[variant] = train(cfg)
     net = feature_network("effnet-lite0")
-    variants = {}
+    variants, samples, info, ceiling = {}, {}, {}, None
     for variant in VARIANTS:
         synth = Synthesizer.from_pretrained(root / variant / "export")
         pairs = load_split("eval", synth.image_size, data, progress=False)
@@ -44,12 +46,50 @@ def run_ablation(run_root, data=None, preset="64", image_size=None, steps_each=3
         res = evaluate({variant: gen}, pairs, list(kinds), mask_seeds, net, limit, seed, progress=progress,
                        segmenter=segmenter)
         variants[variant] = res["methods"][variant]
-        metric = res["metric"]
+        metric, info[variant] = res["metric"], res["info"][variant]
+        ceiling = res.get("segmenter_real_miou")
+        for kind in kinds:  # the same first held-out inputs for every variant: the picture grid
+            layouts, _ = held_out_inputs(pairs, kind, 1, n_samples)
+            samples[f"{kind}/layouts"] = layouts
+            samples[f"{kind}/{variant}"] = gen.generate(layouts, seed)
+    if samples_out is not None:
+        save_samples(samples_out, samples)
     rec = records["classwise"]
     budget = (f"each variant: {steps_each} steps of batch {batch_size} ({rec['images_seen']} images), preset {preset}"
               f" at {image_size or 'the preset size'}px, seed {seed}; sampling DDIM {sample_steps} steps")
-    return {"metric": metric, "variants": variants, "budget": budget,
-            "train_hours": {v: round(r["train_seconds"] / 3600, 3) for v, r in records.items()}}
+    out = {"metric": metric, "variants": variants, "budget": budget, "info": info,
+           "train_hours": {v: round(r["train_seconds"] / 3600, 3) for v, r in records.items()}}
+    if ceiling is not None:
+        out["segmenter_real_miou"] = ceiling  # the segmenter on the real held-out photos at this size
+    return out
+
+
+def samples_path(out) -> Path:
+    """Where the picture grid's arrays go beside the JSON: results/ablation.json -> results/ablation_samples.npz."""
+    out = Path(out)
+    return out.with_name(out.stem + "_samples.npz")
+
+
+def save_samples(path, samples: dict) -> None:
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **samples)
+    tmp.replace(path)
+
+
+def load_samples(path) -> dict:
+    """-> {kind: {"layouts": (N, S, S) ids, <variant>: (N, S, S, 3) uint8, ...}}"""
+    import numpy as np
+
+    out: dict = {}
+    with np.load(path) as f:
+        for key in f.files:
+            kind, what = key.split("/", 1)
+            out.setdefault(kind, {})[what] = f[key]
+    return out
 
 
 def main(argv=None) -> None:
@@ -76,7 +116,7 @@ def main(argv=None) -> None:
         seg = Segmenter.from_pretrained(a.segmenter)
     out = run_ablation(a.run_root, a.data, a.preset, a.image_size, a.steps_each, a.batch_size, a.seed,
                        mask_seeds=a.mask_seeds, limit=a.limit, segmenter=seg, sample_steps=a.sample_steps,
-                       threads=a.threads)
+                       threads=a.threads, samples_out=samples_path(a.out))
     out["command"] = "python -m sparsesis.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=2) + "\n")

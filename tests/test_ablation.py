@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+
 import pytest
 
 from sparsesis.ablation import main
@@ -19,3 +21,12 @@ def test_ablation_trains_three_variants_and_writes_the_table(toy_root, tmp_path)
     cfgs = {v: json.loads((tmp_path / "abl" / v / "config.json").read_text())["training"]["masking"]
             for v in res["variants"]}
     assert cfgs == {"dense": "none", "shared_mask": "shared", "classwise": "classwise"}
+    # the picture grid's arrays: the same inputs for every variant, one image per input
+    from sparsesis.ablation import load_samples, samples_path
+
+    samples = load_samples(samples_path(out))
+    assert set(samples) == {"random_mask", "scribble", "dense"}
+    for kind, arrays in samples.items():
+        assert set(arrays) == {"layouts", "dense", "shared_mask", "classwise"}
+        assert arrays["classwise"].shape == arrays["layouts"].shape + (3,) and arrays["classwise"].dtype == np.uint8
+    assert (samples["random_mask"]["layouts"] == 4).any() and not (samples["dense"]["layouts"] == 4).any()
