@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from sparsesis.classes import ClassSet
+from sparsesis.data import photo_to_tensor
 from sparsesis.segmenter import SegmenterConfig, SegNet, Segmenter, iou_per_class, mean_iou, train_segmenter
 
 
@@ -29,13 +31,9 @@ def test_segnet_shapes():
 def test_segmenter_predicts_at_its_training_size():
     torch.manual_seed(0)
     net = SegNet(SegmenterConfig(num_classes=4, base_channels=8, levels=2))
-    from sparsesis.classes import ClassSet
-
     classes = ClassSet.from_dict({"name": "t", "classes": [{"id": i, "name": f"c{i}", "color": [i, i, i]} for i in range(4)]})
     seg = Segmenter(net, classes, {"record": {"size": 32}})
     images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    from sparsesis.data import photo_to_tensor
-
     with torch.no_grad():
         direct = net(photo_to_tensor(images)).argmax(1).numpy()
     np.testing.assert_array_equal(seg.predict(images), direct)  # at its own size: the plain network
