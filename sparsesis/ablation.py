@@ -16,6 +16,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .checkpoint import save_npz_atomic
 from .train import TrainConfig, train
 
 VARIANTS = {"dense": "none", "shared_mask": "shared", "classwise": "classwise"}
@@ -53,7 +54,7 @@ def run_ablation(run_root, data=None, preset="64", image_size=None, steps_each=3
             samples[f"{kind}/layouts"] = layouts
             samples[f"{kind}/{variant}"] = gen.generate(layouts, seed)
     if samples_out is not None:
-        save_samples(samples_out, samples)
+        save_npz_atomic(samples_out, samples, compressed=True)
     rec = records["classwise"]
     budget = (f"each variant: {steps_each} steps of batch {batch_size} ({rec['images_seen']} images), preset {preset}"
               f" at {image_size or 'the preset size'}px, seed {seed}; sampling DDIM {sample_steps} steps")
@@ -68,16 +69,6 @@ def samples_path(out) -> Path:
     """Where the picture grid's arrays go beside the JSON: results/ablation.json -> results/ablation_samples.npz."""
     out = Path(out)
     return out.with_name(out.stem + "_samples.npz")
-
-
-def save_samples(path, samples: dict) -> None:
-    import numpy as np
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **samples)
-    tmp.replace(path)
 
 
 def load_samples(path) -> dict:

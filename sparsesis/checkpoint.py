@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -52,6 +53,19 @@ def save_json_atomic(path: str | Path, obj) -> None:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=2)
             f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray], compressed: bool = False) -> None:
+    """Write numpy arrays as one ``.npz`` so that a crash leaves either the old file or the new one."""
+    path = Path(path)
+    tmp = _atomic_target(path)
+    try:
+        with open(tmp, "wb") as f:  # a file object: numpy would add ".npz" to a temp name
+            (np.savez_compressed if compressed else np.savez)(f, **arrays)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .checkpoint import save_npz_atomic
 from .classes import ClassSet, LABELMEFACADE
 
 DATA_ENV = "SPARSESIS_DATA"
@@ -188,14 +188,6 @@ def _cache_key(root: Path, split: str, size: int, stems: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def _save_npz_atomic(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def load_split(split: str = "train", size: int = 64, root: str | os.PathLike | None = None,
                progress: bool = True, use_cache: bool = True) -> PairSet:
     """Load a split at ``size`` (short side), from the cache when it is there.
@@ -227,7 +219,7 @@ def load_split(split: str = "train", size: int = 64, root: str | os.PathLike | N
         photos.append(photo)
         labels.append(label)
     if use_cache:
-        _save_npz_atomic(cache, **_flatten(photos, labels))
+        save_npz_atomic(cache, _flatten(photos, labels))
     return PairSet(photos, labels, stems, classset, size)
 
 

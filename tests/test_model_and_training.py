@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sparsesis import Synthesizer
-from sparsesis.checkpoint import (CheckpointError, load_model_dir, load_tensors, save_model_dir,
+from sparsesis.checkpoint import (CheckpointError, load_model_dir, load_tensors, save_model_dir, save_npz_atomic,
                                   save_tensors_atomic)
 from sparsesis.classes import one_hot
 from sparsesis.configs import preset
@@ -114,6 +114,20 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         save_tensors_atomic(path, {"w": "not a tensor"})
     assert torch.equal(load_tensors(path)["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["a.safetensors"]  # no temp files left
+
+
+def test_atomic_npz_keeps_its_name_and_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "b.npz"
+    save_npz_atomic(path, {"x": np.arange(3)}, compressed=True)
+    class Unconvertible:
+        def __array__(self, *args, **kwargs):
+            raise ValueError("cannot be an array")
+
+    with pytest.raises(ValueError, match="cannot be an array"):
+        save_npz_atomic(path, {"x": np.arange(3), "bad": Unconvertible()})
+    with np.load(path) as f:
+        np.testing.assert_array_equal(f["x"], np.arange(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["b.npz"]  # no temp file, no "b.npz.npz"
 
 
 def _cfg(toy_root, run, steps):
