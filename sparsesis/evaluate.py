@@ -39,9 +39,10 @@ def held_out_inputs(pairs: PairSet, kind: str, mask_seeds: int, limit: int | Non
 
 def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int = 1, feature_net=None,
              limit: int | None = None, seed: int = 0, progress: bool = True, kid_subsets: int = 100,
-             dist=None, segmenter=None) -> dict:
+             dist=None, segmenter=None, keep_images: bool = False) -> dict:
     """Metrics per method and input kind. With ``dist`` (torchrun), each process generates a contiguous
-    shard of the layouts and the features are gathered, so the numbers match a single-process run."""
+    shard of the layouts and the features are gathered, so the numbers match a single-process run.
+    ``keep_images`` also returns the generated images as ``result["images"][method][kind]`` (uint8)."""
     from . import distributed as D
     from .metrics import cached_features, fd_from_features, feature_network, kid
 
@@ -54,6 +55,8 @@ def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int
     real = cached_features(net, photos)
     result = {"metric": net.metric, "kid_metric": f"KID-{net.name}", "n_real": len(photos),
               "mask_seeds": mask_seeds, "seed": seed, "methods": {}, "info": {}}
+    if keep_images:
+        result["images"] = {}
     if segmenter is not None:
         from .segmenter import iou_per_class
 
@@ -70,6 +73,8 @@ def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int
             images = _generate(gen, layouts[lo:hi], seed + lo, f"{name}/{kind}", progress and dist.is_main)
             secs = time.perf_counter() - t0
             feats = D.gather_rows(net(images), dist)
+            if keep_images:
+                result["images"].setdefault(name, {})[kind] = D.gather_rows(images, dist)
             seg_pred = D.gather_rows(segmenter.predict(images), dist) if segmenter is not None else None
             k_mean, k_std = kid(feats, real, subsets=kid_subsets)
             result["methods"][name][kind] = {
@@ -112,10 +117,12 @@ def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps,
                         limit=None, seed=0, repeats=5, dist=None, progress=True) -> dict:
     """Quality and latency against sampling steps: the teacher at its full step count, the teacher with
     plain DDIM at fewer steps, and each distilled student (``{steps: Synthesizer}``). Same masked held-out
-    layouts and seeds for all; latency is the median batch-1 time on this machine (guidance included)."""
+    layouts and seeds for all; latency is the median batch-1 time on this machine (guidance included);
+    ``psnr_to_teacher`` says how closely each sampler reproduces the teacher's full-step images."""
     from . import distributed as D
     from .generators import DiffusionGenerator
     from .latency import median_latency
+    from .metrics import paired_psnr
 
     dist = dist or D.Dist()
     rows = {("teacher", teacher_steps): (teacher, teacher_steps)}
@@ -123,15 +130,21 @@ def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps,
     rows.update({("students", n): (synth, n) for n, synth in students.items()})
     gens = {f"{group}_{n}": DiffusionGenerator(synth, steps=n, name=f"{group}_{n}")
             for (group, n), (synth, _) in rows.items()}
-    res = evaluate(gens, pairs, ["random_mask"], 1, net, limit, seed, progress=progress, dist=dist)
+    res = evaluate(gens, pairs, ["random_mask"], 1, net, limit, seed, progress=progress, dist=dist, keep_images=True)
+    images = {name: by_kind["random_mask"] for name, by_kind in res.pop("images").items()}
+    reference = images[f"teacher_{teacher_steps}"]
     out = {"metric": res["metric"], "kid_metric": res["kid_metric"], "input": "random_mask", "n_real": res["n_real"],
            "seed": seed, "guidance": teacher.guidance_label, "precision": teacher.precision,
-           "latency": f"median of {repeats} batch-1 runs, guidance included", "teacher": {}, "students": {},
-           "ddim": {}}
+           "latency": f"median of {repeats} batch-1 runs, guidance included",
+           "psnr_to_teacher": f"PSNR (dB) of each sampler's images against the teacher's {teacher_steps}-step "
+                              "images from the same layouts and noise: how closely it reproduces the full sampler",
+           "teacher": {}, "students": {}, "ddim": {}}
     for (group, n), (synth, steps) in rows.items():
         m = res["methods"][f"{group}_{n}"]["random_mask"]
         row = {"steps": steps, "fd": m["fd"], "kid": m["kid"], "n": m["n"],
                "latency_s": round(median_latency(synth, steps, repeats), 4) if dist.is_main else None}
+        if group != "teacher":
+            row["psnr_to_teacher"] = round(paired_psnr(images[f"{group}_{n}"], reference), 2)
         if group == "teacher":
             out["teacher"] = row
         else:

@@ -137,6 +137,9 @@ def test_distillation_command_reports_teacher_ddim_and_students(toy_root, tmp_pa
     assert set(res["students"]) == {"4", "2"} and set(res["ddim"]) == {"2"}
     for row in [res["teacher"], *res["students"].values(), *res["ddim"].values()]:
         assert row["n"] == 4 and np.isfinite(row["fd"]) and row["latency_s"] > 0
+    assert "psnr_to_teacher" not in res["teacher"]
+    for row in [*res["students"].values(), *res["ddim"].values()]:
+        assert 0 < row["psnr_to_teacher"] < 100
     # a 2-step student makes 2 network passes; the guided teacher at 8 steps makes 16
     assert res["students"]["2"]["latency_s"] < res["teacher"]["latency_s"]
     with pytest.raises(SystemExit, match="not a distilled student"):

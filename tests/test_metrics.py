@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sparsesis.metrics import fd_from_features, frechet_distance, gaussian_stats, kid
+from sparsesis.metrics import fd_from_features, frechet_distance, gaussian_stats, kid, paired_psnr
 from sparsesis.metrics.features import FeatureNetworkError, InceptionTorchScript
 
 
@@ -66,3 +66,15 @@ def test_effnet_features_offline_and_deterministic():
     np.testing.assert_allclose(f1, f2)
     # different images give different features
     assert np.abs(f1[0] - f1[1]).mean() > 1e-3
+
+
+def test_paired_psnr_known_values_and_bad_shapes():
+    a = np.zeros((2, 4, 4, 3), np.uint8)
+    assert paired_psnr(a, a) == float("inf")
+    b = a.copy()
+    b[0] = 255  # half the pairs at maximal error: MSE = 255^2 / 2 -> 10 log10(2) dB
+    assert paired_psnr(b, a) == pytest.approx(10 * np.log10(2.0))
+    c = a + 1  # MSE 1 everywhere -> 20 log10(255)
+    assert paired_psnr(c, a) == pytest.approx(20 * np.log10(255.0))
+    with pytest.raises(ValueError, match="same shape"):
+        paired_psnr(a, a[:1])

@@ -1,6 +1,8 @@
-"""Image-set metrics: Fréchet distance and KID over deep features, and their feature networks."""
+"""Image-set metrics (Fréchet distance and KID over deep features, and their feature networks) and paired
+image metrics (PSNR of one sampler against another from the same noise)."""
 from .features import EffNetLite0, FeatureNetworkError, InceptionTorchScript, cached_features, feature_network
 from .frechet import fd_from_features, frechet_distance, gaussian_stats, kid
+from .paired import paired_psnr
 
 __all__ = ["EffNetLite0", "InceptionTorchScript", "FeatureNetworkError", "feature_network", "cached_features",
-           "fd_from_features", "frechet_distance", "gaussian_stats", "kid"]
+           "fd_from_features", "frechet_distance", "gaussian_stats", "kid", "paired_psnr"]
