@@ -143,11 +143,10 @@ def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps,
         m = res["methods"][f"{group}_{n}"]["random_mask"]
         row = {"steps": steps, "fd": m["fd"], "kid": m["kid"], "n": m["n"],
                "latency_s": round(median_latency(synth, steps, repeats), 4) if dist.is_main else None}
-        if group != "teacher":
-            row["psnr_to_teacher"] = round(paired_psnr(images[f"{group}_{n}"], reference), 2)
         if group == "teacher":
             out["teacher"] = row
         else:
+            row["psnr_to_teacher"] = round(paired_psnr(images[f"{group}_{n}"], reference), 2)
             out[group][str(n)] = row
     return out
 
