@@ -2,10 +2,11 @@
 what the teacher takes in two; then it becomes the teacher and the step count halves again.
 
     python -m sparsesis.distill --teacher checkpoints/ours64 --run-dir runs/distill64 \
-        --teacher-steps 128 --final-steps 4 --iters-per-stage 120 160 240 320 480 --batch-size 8
+        --teacher-steps 256 --final-steps 1 --iters-per-stage 120 120 160 240 320 480 480 480 --batch-size 8
 
 ``--iters-per-stage`` takes one count for every stage or one per stage (early stages are easy: two steps of
-a 128-step sampler are already close to one step of a 64-step one; the last stages need the most work).
+a 256-step sampler are already close to one step of a 128-step one; the last stages need the most work).
+The defaults are the recipe of the shipped 4-step student (256 -> 4 steps).
 
 Guidance: we distil the *guided* teacher at one fixed scale (the teacher's default): the student's
 single pass reproduces ``v_u + w (v_c - v_u)``, so each student step costs one network pass instead of
@@ -42,14 +43,14 @@ class DistillConfig:
     teacher: str = "checkpoints/ours64"
     run: str = "runs/distill64"
     data: str | None = None
-    teacher_steps: int = 64  # N: the teacher's DDIM step count (a power of two)
+    teacher_steps: int = 256  # N: the teacher's DDIM step count (a power of two)
     final_steps: int = 4  # stop after the stage that produces this many steps
-    iters_per_stage: int | tuple[int, ...] = 600  # one count for all stages, or one per stage
-    batch_size: int = 16
+    iters_per_stage: int | tuple[int, ...] = (120, 120, 160, 240, 320, 480)  # one for all stages, or one each
+    batch_size: int = 8
     lr: float = 1e-4  # peak; decays linearly to zero within each stage
     guidance: float | None = None  # default: the teacher's
     seed: int = 0
-    save_every: int = 100
+    save_every: int = 40
     threads: int | None = None
 
 
@@ -213,7 +214,8 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
     return summary
 
 
-def main(argv=None) -> None:
+def parse_config(argv=None) -> DistillConfig:
+    """The command line as a ``DistillConfig``; exits with a usage error when the stages and counts disagree."""
     p = argparse.ArgumentParser(prog="python -m sparsesis.distill", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     d = DistillConfig()
@@ -222,7 +224,7 @@ def main(argv=None) -> None:
     p.add_argument("--data", default=None)
     p.add_argument("--teacher-steps", type=int, default=d.teacher_steps)
     p.add_argument("--final-steps", type=int, default=d.final_steps)
-    p.add_argument("--iters-per-stage", type=int, nargs="+", default=[d.iters_per_stage],
+    p.add_argument("--iters-per-stage", type=int, nargs="+", default=list(d.iters_per_stage),
                    help="one count for every stage, or one per stage (first stage first)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -237,7 +239,11 @@ def main(argv=None) -> None:
         stage_iterations(cfg.iters_per_stage, stage_plan(cfg.teacher_steps, cfg.final_steps))
     except ValueError as e:
         p.error(str(e))
-    print(json.dumps(distill(cfg), indent=2))
+    return cfg
+
+
+def main(argv=None) -> None:
+    print(json.dumps(distill(parse_config(argv)), indent=2))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
     python -m sparsesis.evaluate generation --checkpoint checkpoints/ours64 --out results/generation.json
     python -m sparsesis.evaluate table --method ours=checkpoints/ours64 --method trivial \
         --kinds random_mask scribble --mask-seeds 3 --out results/eval.json
-    python -m sparsesis.evaluate distillation --checkpoint checkpoints/ours64 --teacher-steps 128 \
-        --students runs/distill64 --ddim-steps 4 8 16 32 --out results/distillation.json
+    python -m sparsesis.evaluate distillation --checkpoint checkpoints/ours64 --teacher-steps 256 \
+        --students runs/distill64 --ddim-steps 1 2 4 8 16 32 --out results/distillation.json
 
 Every method gets the same inputs (``sparsesis.inputs``: a pure function of layout and seed), the same
 generation seeds and the same real set. The metric is named after its feature network
@@ -267,10 +267,10 @@ def main(argv=None) -> None:
     ds = sub.add_parser("distillation", help="students vs teacher vs plain DDIM: quality and latency "
                                               "-> results/distillation.json")
     ds.add_argument("--checkpoint", required=True, help="the undistilled teacher")
-    ds.add_argument("--teacher-steps", type=int, default=128, help="the teacher's full step count")
+    ds.add_argument("--teacher-steps", type=int, default=256, help="the teacher's full step count")
     ds.add_argument("--students", nargs="+", required=True,
                     help="student folders, or a distillation run folder holding student_<steps> folders")
-    ds.add_argument("--ddim-steps", type=int, nargs="*", default=[4, 8, 16, 32])
+    ds.add_argument("--ddim-steps", type=int, nargs="*", default=[1, 2, 4, 8, 16, 32])
     ds.add_argument("--precision", default="bf16", choices=["fp32", "bf16"], help="as the demo runs (bf16)")
     ds.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
     for q in (g, t, sp, ds):

@@ -7,8 +7,8 @@ import torch
 from sparsesis import Synthesizer
 from sparsesis.checkpoint import STATE_FILE, read_metadata
 from sparsesis.diffusion import q_sample, sample_ddim, v_from_x
-from sparsesis.distill import (DistillConfig, distill, distill_loss, distillation_target, stage_iterations,
-                               stage_plan, student_dir, student_times)
+from sparsesis.distill import (DistillConfig, distill, distill_loss, distillation_target, parse_config,
+                               stage_iterations, stage_plan, student_dir, student_times)
 from sparsesis.train import TrainConfig, train
 
 
@@ -28,6 +28,17 @@ def test_stage_iterations_one_count_or_one_per_stage():
     for bad in [(1, 2), (1, 2, 3, 4), (5, 0, 5), 0]:
         with pytest.raises(ValueError, match="one per stage"):
             stage_iterations(bad, plan)
+
+
+def test_default_config_is_the_shipped_recipe_and_parses():
+    d = DistillConfig()
+    assert (d.teacher_steps, d.final_steps) == (256, 4)
+    assert stage_iterations(d.iters_per_stage, stage_plan(d.teacher_steps, d.final_steps)) == {
+        128: 120, 64: 120, 32: 160, 16: 240, 8: 320, 4: 480}
+    assert parse_config([]) == d  # the command line without options is the same recipe
+    assert parse_config(["--teacher-steps", "16", "--iters-per-stage", "5"]).iters_per_stage == (5,)
+    with pytest.raises(SystemExit):  # 6 counts for the 2 stages of 16 -> 4: a usage error, not a traceback
+        parse_config(["--teacher-steps", "16"])
 
 
 def test_stage_lr_decays_linearly_to_zero():
