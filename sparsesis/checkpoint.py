@@ -7,6 +7,7 @@ the optimizer moments and the step so that a run resumes exactly.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -26,50 +27,39 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, incomplete or corrupt."""
 
 
-def _atomic_target(path: Path):
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside ``path``; when the block finishes, it replaces ``path`` in one step, so a
+    crash leaves either the old file or the new one, never half. On an error the temporary file is removed."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     os.chmod(tmp, 0o644)  # mkstemp makes 0600; checkpoints are meant to be shared
-    return tmp
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def save_tensors_atomic(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Write a safetensors file so that a crash leaves either the old file or the new one, never half."""
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_json_atomic(path: str | Path, obj) -> None:
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
 
 
 def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray], compressed: bool = False) -> None:
     """Write numpy arrays as one ``.npz`` so that a crash leaves either the old file or the new one."""
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        with open(tmp, "wb") as f:  # a file object: numpy would add ".npz" to a temp name
-            (np.savez_compressed if compressed else np.savez)(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: numpy would add ".npz" to a temp name
+        (np.savez_compressed if compressed else np.savez)(f, **arrays)
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:

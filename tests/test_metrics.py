@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sparsesis.metrics import fd_from_features, frechet_distance, gaussian_stats, kid, paired_psnr
+from sparsesis.metrics import cached_features, fd_from_features, frechet_distance, gaussian_stats, kid, paired_psnr
 from sparsesis.metrics.features import FeatureNetworkError, InceptionTorchScript
 
 
@@ -78,3 +78,21 @@ def test_paired_psnr_known_values_and_bad_shapes():
     assert paired_psnr(c, a) == pytest.approx(20 * np.log10(255.0))
     with pytest.raises(ValueError, match="same shape"):
         paired_psnr(a, a[:1])
+
+
+def test_cached_features_written_once_atomically_then_read_back(tmp_path):
+    calls = []
+
+    class CountingNet:
+        name = "counting"
+
+        def __call__(self, images):
+            calls.append(len(images))
+            return images.reshape(len(images), -1)[:, :5].astype(np.float32)
+
+    images = np.random.default_rng(0).integers(0, 256, (3, 4, 4, 3), dtype=np.uint8)
+    first = cached_features(CountingNet(), images, tmp_path)
+    second = cached_features(CountingNet(), images, tmp_path)
+    np.testing.assert_array_equal(first, second)
+    assert calls == [3]  # the second call read the cache
+    assert [p.suffix for p in tmp_path.iterdir()] == [".npy"]  # one cache file, no temp file left

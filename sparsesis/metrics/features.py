@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import atomic_path
+
 INCEPTION_ENV = "SPARSESIS_INCEPTION"
 
 
@@ -111,8 +113,6 @@ def cached_features(net, images: np.ndarray, cache_dir: str | os.PathLike | None
         except Exception:
             path.unlink(missing_ok=True)
     feats = net(images)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, feats)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: numpy would add ".npy" to a temp name
+        np.save(f, feats)
     return feats
