@@ -48,6 +48,9 @@ class TrainConfig:
     batch_size: int = 16  # global, split across processes
     lr: float = 2e-4
     warmup_steps: int = 200
+    decay_from: int | None = None  # cosine-anneal the learning rate from this step ...
+    decay_steps: int = 3000  # ... over this many steps ...
+    lr_final: float = 1e-5  # ... down to this, then hold it
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
@@ -204,6 +207,14 @@ def train(cfg: TrainConfig) -> dict:
     if not history or history[-1]["weighting"] != weighting:
         history.append({"from_step": step, "weighting": weighting})
     record["loss_weighting"] = history
+    schedule = (f"cosine {cfg.lr:g} -> {cfg.lr_final:g} from step {cfg.decay_from} over {cfg.decay_steps}"
+                if cfg.decay_from is not None else f"constant {cfg.lr:g}")
+    lr_history = list(record.get("lr_schedule", []))
+    if not lr_history and step > 0:  # runs from before this history existed were trained at 2e-4
+        lr_history = [{"from_step": 0, "schedule": "constant 0.0002"}]
+    if not lr_history or lr_history[-1]["schedule"] != schedule:
+        lr_history.append({"from_step": step, "schedule": schedule})
+    record["lr_schedule"] = lr_history
 
     ddp_model = model
     if dist.world > 1:
@@ -254,7 +265,7 @@ def train(cfg: TrainConfig) -> dict:
             t = torch.rand(x.shape[0], generator=gen).to(device)
             noise = torch.randn(x.shape, generator=gen).to(device)
             for g in opt.param_groups:
-                g["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+                g["lr"] = learning_rate(step, cfg)
             with autocast:
                 loss = diffusion_loss(lambda z, tt: ddp_model(z, tt, layout), x, t, noise, cfg.snr_gamma,
                                       cfg.snr_floor).mean()
@@ -313,6 +324,17 @@ def train(cfg: TrainConfig) -> dict:
     return {**record, "step": step}
 
 
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, constant ``lr``, then (with ``decay_from``) a cosine anneal to
+    ``lr_final`` over ``decay_steps``. ``decay_from`` is an absolute step, so a resumed run anneals a model
+    that was trained at constant rate before (the usual last phase of diffusion training)."""
+    rate = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    if cfg.decay_from is None or step < cfg.decay_from:
+        return rate
+    done = min(1.0, (step - cfg.decay_from) / max(1, cfg.decay_steps))
+    return cfg.lr_final + (rate - cfg.lr_final) * 0.5 * (1.0 + math.cos(math.pi * done))
+
+
 def parse_args(argv=None) -> TrainConfig:
     p = argparse.ArgumentParser(prog="python -m sparsesis.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -323,6 +345,10 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--decay-from", type=int, default=None,
+                   help="cosine-anneal the learning rate from this (absolute) step; default: constant rate")
+    p.add_argument("--decay-steps", type=int, default=d.decay_steps, help="length of the anneal in steps")
+    p.add_argument("--lr-final", type=float, default=d.lr_final, help="learning rate at the end of the anneal")
     p.add_argument("--ema-decay", type=float, default=d.ema_decay)
     p.add_argument("--layout-drop", type=float, default=d.layout_drop)
     p.add_argument("--masking", default=d.masking, choices=["classwise", "shared", "none"])
@@ -338,7 +364,8 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--init-from", default=None, help="model folder to start from when the run has no state")
     a = p.parse_args(argv)
     return TrainConfig(run=a.run, data=a.data, preset=a.preset, image_size=a.image_size, batch_size=a.batch_size,
-                       lr=a.lr, ema_decay=a.ema_decay, layout_drop=a.layout_drop, masking=a.masking,
+                       lr=a.lr, decay_from=a.decay_from, decay_steps=a.decay_steps, lr_final=a.lr_final,
+                       ema_decay=a.ema_decay, layout_drop=a.layout_drop, masking=a.masking,
                        mask=replace(MaskConfig(), hide_range=tuple(a.hide_range)), seed=a.seed, steps=a.steps,
                        minutes=a.minutes, save_every=a.save_every, sample_every=a.sample_every, device=a.device,
                        num_workers=a.num_workers, threads=a.threads, init_from=a.init_from)

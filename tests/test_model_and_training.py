@@ -12,7 +12,7 @@ from sparsesis.classes import one_hot
 from sparsesis.configs import preset
 from sparsesis.diffusion import diffusion_loss
 from sparsesis.layouts import LayoutError
-from sparsesis.train import TrainConfig, train
+from sparsesis.train import TrainConfig, learning_rate, parse_args, train
 from sparsesis.unet import UNet, UNetConfig, count_parameters
 
 TINY = preset("tiny", label_channels=5)
@@ -149,6 +149,26 @@ def test_resume_continues_exactly(toy_root, tmp_path):
     for k in a:
         if k.startswith(("model.", "ema.")):
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+def test_learning_rate_warms_up_holds_then_anneals():
+    constant = TrainConfig(lr=2e-4, warmup_steps=100)
+    assert learning_rate(0, constant) == pytest.approx(2e-6)
+    assert learning_rate(99, constant) == learning_rate(10_000, constant) == pytest.approx(2e-4)
+    cfg = parse_args(["--decay-from", "1000", "--decay-steps", "400", "--lr-final", "1e-5"])
+    assert (cfg.decay_from, cfg.decay_steps, cfg.lr_final) == (1000, 400, 1e-5)
+    rates = [learning_rate(s, cfg) for s in range(1000, 1401, 50)]
+    assert rates[0] == pytest.approx(cfg.lr)
+    assert rates[4] == pytest.approx((cfg.lr + 1e-5) / 2)  # the cosine's midpoint
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert rates[-1] == learning_rate(5000, cfg) == pytest.approx(1e-5)
+
+
+def test_anneal_is_recorded_in_the_run(toy_root, tmp_path):
+    train(_cfg(toy_root, tmp_path / "a", 3))
+    record = train(replace(_cfg(toy_root, tmp_path / "a", 5), decay_from=3, decay_steps=2))
+    assert [h["from_step"] for h in record["lr_schedule"]] == [0, 3]
+    assert record["lr_schedule"][1]["schedule"].startswith("cosine")
 
 
 def test_init_from_a_shipped_model_folder(toy_root, tmp_path):
