@@ -210,8 +210,8 @@ def train(cfg: TrainConfig) -> dict:
     schedule = (f"cosine {cfg.lr:g} -> {cfg.lr_final:g} from step {cfg.decay_from} over {cfg.decay_steps}"
                 if cfg.decay_from is not None else f"constant {cfg.lr:g}")
     lr_history = list(record.get("lr_schedule", []))
-    if not lr_history and step > 0:  # runs from before this history existed were trained at 2e-4
-        lr_history = [{"from_step": 0, "schedule": "constant 0.0002"}]
+    if not lr_history and step > 0:  # a run from before this history existed: it had a constant rate
+        lr_history = [{"from_step": 0, "schedule": f"constant {cfg.lr:g} (assumed; not recorded then)"}]
     if not lr_history or lr_history[-1]["schedule"] != schedule:
         lr_history.append({"from_step": step, "schedule": schedule})
     record["lr_schedule"] = lr_history
@@ -363,6 +363,8 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--init-from", default=None, help="model folder to start from when the run has no state")
     a = p.parse_args(argv)
+    if a.decay_from is not None and (a.decay_from < 0 or a.decay_steps < 1 or not 0 <= a.lr_final <= a.lr):
+        p.error("the anneal needs --decay-from >= 0, --decay-steps >= 1 and 0 <= --lr-final <= --lr")
     return TrainConfig(run=a.run, data=a.data, preset=a.preset, image_size=a.image_size, batch_size=a.batch_size,
                        lr=a.lr, decay_from=a.decay_from, decay_steps=a.decay_steps, lr_final=a.lr_final,
                        ema_decay=a.ema_decay, layout_drop=a.layout_drop, masking=a.masking,

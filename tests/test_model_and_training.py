@@ -162,6 +162,8 @@ def test_learning_rate_warms_up_holds_then_anneals():
     assert rates[4] == pytest.approx((cfg.lr + 1e-5) / 2)  # the cosine's midpoint
     assert all(a > b for a, b in zip(rates, rates[1:]))
     assert rates[-1] == learning_rate(5000, cfg) == pytest.approx(1e-5)
+    with pytest.raises(SystemExit):  # a usage error, not an optimizer traceback
+        parse_args(["--decay-from", "10", "--lr-final", "-1e-5"])
 
 
 def test_anneal_is_recorded_in_the_run(toy_root, tmp_path):
