@@ -27,6 +27,8 @@ def parse_setting(spec: str) -> tuple[int, float | None, str, str | None]:
     if len(parts) not in (3, 4):
         raise SystemExit(f"setting {spec!r}: expected STEPS:GUIDANCE:PRECISION[:SAMPLER], e.g. 128:1.5:bf16")
     steps, guidance, precision = parts[:3]
+    if precision not in ("fp32", "bf16"):
+        raise SystemExit(f"setting {spec!r}: precision must be fp32 or bf16")
     return int(steps), None if guidance == "-" else float(guidance), precision, (parts[3] if len(parts) == 4 else None)
 
 

@@ -199,22 +199,14 @@ def train(cfg: TrainConfig) -> dict:
         if dist.is_main:
             print(f"initialised from {cfg.init_from} (step {step}); optimizer state starts afresh", flush=True)
     record = {**record, "world": dist.world, "device": str(device)}
-    # keep a history of loss weightings, so a run whose weighting changed says so
-    weighting = f"x-weight clamp(snr, {cfg.snr_floor}, {cfg.snr_gamma})"
-    history = list(record.get("loss_weighting", []))
-    if not history and step > 0:  # runs from before the history existed were trained with min-SNR-5
-        history = [{"from_step": 0, "weighting": "x-weight min(snr, 5.0)"}]
-    if not history or history[-1]["weighting"] != weighting:
-        history.append({"from_step": step, "weighting": weighting})
-    record["loss_weighting"] = history
+    # histories of the loss weighting and the learning-rate schedule, so a run whose recipe changed says so
+    record["loss_weighting"] = extend_history(
+        record.get("loss_weighting", []), "weighting", f"x-weight clamp(snr, {cfg.snr_floor}, {cfg.snr_gamma})",
+        step, legacy="x-weight min(snr, 5.0)")  # runs from before the history existed were trained with min-SNR-5
     schedule = (f"cosine {cfg.lr:g} -> {cfg.lr_final:g} from step {cfg.decay_from} over {cfg.decay_steps}"
                 if cfg.decay_from is not None else f"constant {cfg.lr:g}")
-    lr_history = list(record.get("lr_schedule", []))
-    if not lr_history and step > 0:  # a run from before this history existed: it had a constant rate
-        lr_history = [{"from_step": 0, "schedule": f"constant {cfg.lr:g} (assumed; not recorded then)"}]
-    if not lr_history or lr_history[-1]["schedule"] != schedule:
-        lr_history.append({"from_step": step, "schedule": schedule})
-    record["lr_schedule"] = lr_history
+    record["lr_schedule"] = extend_history(record.get("lr_schedule", []), "schedule", schedule, step,
+                                           legacy=f"constant {cfg.lr:g} (assumed; not recorded then)")
 
     ddp_model = model
     if dist.world > 1:
@@ -322,6 +314,18 @@ def train(cfg: TrainConfig) -> dict:
         gc.collect()
         D.shutdown(dist)
     return {**record, "step": step}
+
+
+def extend_history(history: list[dict], key: str, value: str, step: int, legacy: str) -> list[dict]:
+    """A run's history of one setting: ``value`` is appended with the step it starts at when it differs from
+    the last entry. A resumed run from before the history existed (``step > 0``, no entries) first gets
+    ``legacy`` from step 0."""
+    history = list(history)
+    if not history and step > 0:
+        history = [{"from_step": 0, key: legacy}]
+    if not history or history[-1][key] != value:
+        history.append({"from_step": step, key: value})
+    return history
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
