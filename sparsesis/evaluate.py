@@ -114,35 +114,49 @@ def sparsity_curves(generators: dict, pairs: PairSet, shares, strokes, robustnes
 
 
 def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps, pairs: PairSet, net,
-                        limit=None, seed=0, repeats=5, dist=None, progress=True) -> dict:
+                        limit=None, seed=0, repeats=5, dist=None, progress=True, guidance: float | None = None,
+                        other_guidance=()) -> dict:
     """Quality and latency against sampling steps: the teacher at its full step count, the teacher with
     plain DDIM at fewer steps, and each distilled student (``{steps: Synthesizer}``). Same masked held-out
     layouts and seeds for all; latency is the median batch-1 time on this machine (guidance included);
-    ``psnr_to_teacher`` says how closely each sampler reproduces the teacher's full-step images."""
+    ``psnr_to_teacher`` says how closely each sampler reproduces the teacher's full-step images.
+
+    The teacher runs at ``guidance`` (default: its own), which should be the scale the students bake in.
+    ``other_guidance`` adds plain-DDIM rows at each student's step count under those other scales
+    (``ddim_other_guidance[scale][steps]``), so a student is also compared with the few-step teacher at
+    whatever scale suits few steps best."""
     from . import distributed as D
     from .generators import DiffusionGenerator
     from .latency import median_latency
     from .metrics import paired_psnr
 
     dist = dist or D.Dist()
-    rows = {("teacher", teacher_steps): (teacher, teacher_steps)}
-    rows.update({("ddim", n): (teacher, n) for n in ddim_steps})
-    rows.update({("students", n): (synth, n) for n, synth in students.items()})
-    gens = {f"{group}_{n}": DiffusionGenerator(synth, steps=n, name=f"{group}_{n}")
-            for (group, n), (synth, _) in rows.items()}
+    g_teacher = teacher.default_guidance if guidance is None else float(guidance)
+    others = [float(g) for g in other_guidance if abs(float(g) - g_teacher) > 1e-9]
+    rows = {("teacher", teacher_steps): (teacher, teacher_steps, g_teacher)}
+    rows.update({("ddim", n): (teacher, n, g_teacher) for n in ddim_steps})
+    rows.update({("students", n): (synth, n, None) for n, synth in students.items()})
+    rows.update({(f"ddim_g{g:g}", n): (teacher, n, g) for g in others for n in students})
+    gens = {f"{group}_{n}": DiffusionGenerator(synth, steps=n, guidance=g, name=f"{group}_{n}")
+            for (group, n), (synth, _, g) in rows.items()}
     res = evaluate(gens, pairs, ["random_mask"], 1, net, limit, seed, progress=progress, dist=dist, keep_images=True)
     images = {name: by_kind["random_mask"] for name, by_kind in res.pop("images").items()}
     reference = images[f"teacher_{teacher_steps}"]
     out = {"metric": res["metric"], "kid_metric": res["kid_metric"], "input": "random_mask", "n_real": res["n_real"],
-           "seed": seed, "guidance": teacher.guidance_label, "precision": teacher.precision,
+           "seed": seed, "guidance": g_teacher, "precision": teacher.precision,
            "latency": f"median of {repeats} batch-1 runs, guidance included",
            "psnr_to_teacher": f"PSNR (dB) of each sampler's images against the teacher's {teacher_steps}-step "
                               "images from the same layouts and noise: how closely it reproduces the full sampler",
            "teacher": {}, "students": {}, "ddim": {}}
-    for (group, n), (synth, steps) in rows.items():
+    if others:
+        out["ddim_other_guidance"] = {f"{g:g}": {} for g in others}
+    for (group, n), (synth, steps, g) in rows.items():
         m = res["methods"][f"{group}_{n}"]["random_mask"]
-        row = {"steps": steps, "fd": m["fd"], "kid": m["kid"], "n": m["n"],
-               "latency_s": round(median_latency(synth, steps, repeats), 4) if dist.is_main else None}
+        row = {"steps": steps, "fd": m["fd"], "kid": m["kid"], "n": m["n"]}
+        if group.startswith("ddim_g"):  # same cost as the "ddim" row of that step count: no second timing
+            out["ddim_other_guidance"][group[len("ddim_g"):]][str(n)] = row
+            continue
+        row["latency_s"] = round(median_latency(synth, steps, repeats, g), 4) if dist.is_main else None
         if group == "teacher":
             out["teacher"] = row
         else:
@@ -189,6 +203,19 @@ def build_generator(spec: str, train_pairs: PairSet | None, steps: int | None, g
         return name, gen
     return name, DiffusionGenerator(Synthesizer.from_pretrained(path, device=device), steps=steps, guidance=guidance,
                                     name=name)
+
+
+def students_guidance(students: dict, requested: float | None) -> float:
+    """The guidance scale the teacher is measured at: the one its students bake in (they must agree)."""
+    baked = sorted({round(s.baked_guidance, 6) for s in students.values()})
+    if len(baked) != 1:
+        raise SystemExit(f"error: the students bake in different guidance scales {baked}; distil them "
+                         "at one scale, or evaluate them in separate runs")
+    if requested is not None and abs(requested - baked[0]) > 1e-6:
+        raise SystemExit(f"error: --guidance {requested:g} differs from the {baked[0]:g} the students bake in; "
+                         "the teacher is measured at the students' scale (leave --guidance out, or use "
+                         "--other-guidance for extra plain-DDIM rows)")
+    return baked[0]
 
 
 def student_folders(paths) -> list[Path]:
@@ -273,6 +300,8 @@ def main(argv=None) -> None:
     ds.add_argument("--ddim-steps", type=int, nargs="*", default=[1, 2, 4, 8, 16, 32])
     ds.add_argument("--precision", default="bf16", choices=["fp32", "bf16"], help="as the demo runs (bf16)")
     ds.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
+    ds.add_argument("--other-guidance", type=float, nargs="*", default=[],
+                    help="extra plain-DDIM rows at each student's step count under these guidance scales")
     for q in (g, t, sp, ds):
         q.add_argument("--data", default=None)
         q.add_argument("--steps", type=int, default=None, help="sampling steps (default: the checkpoint's)")
@@ -334,9 +363,11 @@ def main(argv=None) -> None:
                 if not s.distilled:
                     raise SystemExit(f"error: {folder} is not a distilled student (no 'distillation' in its config)")
                 students[s.default_steps], sources[str(s.default_steps)] = s, str(folder)
+            guidance = students_guidance(students, a.guidance)
             eval_pairs = load_split("eval", teacher.image_size, a.data)
             out = distillation_report(teacher, a.teacher_steps, dict(sorted(students.items(), reverse=True)),
-                                      a.ddim_steps, eval_pairs, net, a.limit, a.seed, a.repeats, dist)
+                                      a.ddim_steps, eval_pairs, net, a.limit, a.seed, a.repeats, dist,
+                                      guidance=guidance, other_guidance=a.other_guidance)
             out["students_from"] = sources
         elif a.cmd == "sparsity":
             eval_pairs = load_split("eval", 64, a.data)

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,13 +129,20 @@ def test_distillation_command_reports_teacher_ddim_and_students(toy_root, tmp_pa
                       steps=2, sample_every=10 ** 9, threads=2))
     teacher = str(tmp_path / "teacher" / "export")
     distill(DistillConfig(teacher=teacher, run=str(tmp_path / "d"), data=str(toy_root), teacher_steps=8,
-                          final_steps=2, iters_per_stage=1, batch_size=2, threads=2), progress=False)
+                          final_steps=2, iters_per_stage=1, batch_size=2, threads=2, guidance=2.5), progress=False)
     out = tmp_path / "distillation.json"
     main(["distillation", "--data", str(toy_root), "--checkpoint", teacher, "--teacher-steps", "8",
-          "--students", str(tmp_path / "d"), "--ddim-steps", "2", "--repeats", "3", "--out", str(out)])
+          "--students", str(tmp_path / "d"), "--ddim-steps", "2", "--repeats", "3", "--other-guidance", "1", "2.5",
+          "--out", str(out)])
     res = json.loads(out.read_text())
     assert res["metric"] == "FD-EffNetL0" and res["teacher"]["steps"] == 8
+    # the teacher is measured at the scale its students bake in, not at its own default
+    assert res["guidance"] == 2.5 != json.loads((Path(teacher) / "config.json").read_text())["sampling"]["guidance"]
     assert set(res["students"]) == {"4", "2"} and set(res["ddim"]) == {"2"}
+    # extra plain-DDIM rows at the students' step counts; the students' own scale is not repeated
+    assert set(res["ddim_other_guidance"]) == {"1"} and set(res["ddim_other_guidance"]["1"]) == {"4", "2"}
+    for row in res["ddim_other_guidance"]["1"].values():
+        assert row["n"] == 4 and np.isfinite(row["fd"]) and "latency_s" not in row
     for row in [res["teacher"], *res["students"].values(), *res["ddim"].values()]:
         assert row["n"] == 4 and np.isfinite(row["fd"]) and row["latency_s"] > 0
     assert "psnr_to_teacher" not in res["teacher"]
@@ -142,6 +150,9 @@ def test_distillation_command_reports_teacher_ddim_and_students(toy_root, tmp_pa
         assert 0 < row["psnr_to_teacher"] < 100
     # a 2-step student makes 2 network passes; the guided teacher at 8 steps makes 16
     assert res["students"]["2"]["latency_s"] < res["teacher"]["latency_s"]
+    with pytest.raises(SystemExit, match="differs from the 2.5 the students bake in"):
+        main(["distillation", "--data", str(toy_root), "--checkpoint", teacher, "--students", str(tmp_path / "d"),
+              "--guidance", "1.5", "--out", str(tmp_path / "x.json")])
     with pytest.raises(SystemExit, match="not a distilled student"):
         main(["distillation", "--data", str(toy_root), "--checkpoint", teacher, "--students", teacher,
               "--out", str(tmp_path / "x.json")])
