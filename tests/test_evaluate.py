@@ -159,3 +159,17 @@ def test_distillation_command_reports_teacher_ddim_and_students(toy_root, tmp_pa
     with pytest.raises(SystemExit, match="holds no student"):
         main(["distillation", "--data", str(toy_root), "--checkpoint", teacher, "--students", str(tmp_path),
               "--out", str(tmp_path / "x.json")])
+
+
+def test_the_teacher_is_measured_at_the_scale_its_students_bake_in():
+    from types import SimpleNamespace
+
+    from sparsesis.evaluate import students_guidance
+
+    at = lambda g: SimpleNamespace(baked_guidance=g)  # noqa: E731
+    assert students_guidance({4: at(4.0), 2: at(4.0)}, None) == 4.0
+    assert students_guidance({4: at(4.0)}, 4.0) == 4.0
+    with pytest.raises(SystemExit, match="different guidance scales"):
+        students_guidance({4: at(4.0), 2: at(1.5)}, None)
+    with pytest.raises(SystemExit, match="differs from the 4 the students bake in"):
+        students_guidance({4: at(4.0)}, 1.5)
