@@ -43,7 +43,7 @@ def fd_infinity(feats: np.ndarray, real: np.ndarray, rng: np.random.Generator, r
         for _ in range(repeats):
             xs.append(1.0 / n)
             ys.append(fd_from_features(feats[rng.choice(len(feats), n, replace=False)], real))
-    slope, intercept = np.polyfit(xs, ys, 1)
+    _slope, intercept = np.polyfit(xs, ys, 1)
     return float(intercept)
 
 

@@ -15,7 +15,7 @@ of two. (Meng et al. 2023 instead condition the student on w; that keeps the gui
 an extra input and more training than this CPU budget allows.) Choose the scale at which the teacher's
 many-step sampler is best (``benchmarks/quality_by_steps.py``): for the shipped teacher that is 4, not its
 default 1.5 (``results/guidance_sweep_ours64.json``). The first stage is where the guidance is learnt: at
-w = 4 its 120 iterations leave the student ~20 dB PSNR from the teacher's images (at 1.5: ~30 dB). A
+w = 4 its 120 iterations leave the student ~20 dB PSNR from the teacher's images (600: 22 dB; at 1.5: ~30 dB). A
 student's config records the scale it baked in; ``Synthesizer`` refuses another one for it.
 
 Layout: ``<run>/state.safetensors`` (the stage in progress: student, optimizer, iteration), and one
