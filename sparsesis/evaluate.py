@@ -154,7 +154,7 @@ def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps,
         m = res["methods"][f"{group}_{n}"]["random_mask"]
         row = {"steps": steps, "fd": m["fd"], "kid": m["kid"], "n": m["n"]}
         if group.startswith("ddim_g"):  # same cost as the "ddim" row of that step count: no second timing
-            out["ddim_other_guidance"][group[len("ddim_g"):]][str(n)] = row
+            out["ddim_other_guidance"][f"{g:g}"][str(n)] = row
             continue
         row["latency_s"] = round(median_latency(synth, steps, repeats, g), 4) if dist.is_main else None
         if group == "teacher":
