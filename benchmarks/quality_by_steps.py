@@ -9,7 +9,6 @@ layouts under class-wise random masks, mask seed = image index, generation seed 
 ``-`` takes the checkpoint's default. The JSON is rewritten after every setting, so a cut run keeps its rows.
 """
 import argparse
-import json
 import time
 
 import torch
@@ -17,7 +16,7 @@ import torch
 from sparsesis.checkpoint import save_json_atomic
 from sparsesis.data import load_split
 from sparsesis.evaluate import evaluate
-from sparsesis.generators import DiffusionGenerator
+from sparsesis.generators import ModelGenerator
 from sparsesis.metrics import feature_network
 from sparsesis.synthesizer import Synthesizer
 
@@ -49,7 +48,7 @@ def main():
         synth = Synthesizer.from_pretrained(a.checkpoint, precision=precision)
         if sampler:
             synth.default_sampler = sampler
-        gen = DiffusionGenerator(synth, steps=steps, guidance=guidance, name=spec)
+        gen = ModelGenerator(synth, steps=steps, guidance=guidance, name=spec)
         t0 = time.time()
         m = evaluate({spec: gen}, pairs, ["random_mask"], 1, net, progress=False)["methods"][spec]["random_mask"]
         out["results"][spec] = {"fd": m["fd"], "kid": m["kid"], "seconds": round(time.time() - t0)}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from .checkpoint import save_npz_atomic
@@ -27,7 +26,7 @@ def run_ablation(run_root, data=None, preset="64", image_size=None, steps_each=3
                  sample_steps=25, progress=True, threads=None, samples_out=None, n_samples=4) -> dict:
     from .data import load_split
     from .evaluate import evaluate, held_out_inputs
-    from .generators import DiffusionGenerator
+    from .generators import ModelGenerator
     from .metrics import feature_network
     from .synthesizer import Synthesizer
 
@@ -43,7 +42,7 @@ def run_ablation(run_root, data=None, preset="64", image_size=None, steps_each=3
     for variant in VARIANTS:
         synth = Synthesizer.from_pretrained(root / variant / "export")
         pairs = load_split("eval", synth.image_size, data, progress=False)
-        gen = DiffusionGenerator(synth, steps=sample_steps, name=variant)
+        gen = ModelGenerator(synth, steps=sample_steps, name=variant)
         res = evaluate({variant: gen}, pairs, list(kinds), mask_seeds, net, limit, seed, progress=progress,
                        segmenter=segmenter)
         variants[variant] = res["methods"][variant]

@@ -23,23 +23,20 @@ model folder ``<run>/student_<steps>`` per finished stage. Re-running the comman
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .batches import classwise_masker, make_batch
-from .checkpoint import (STATE_FILE, flatten_optimizer, load_tensors, read_metadata, save_model_dir,
-                         save_tensors_atomic, unflatten_optimizer)
+from .checkpoint import STATE_FILE, read_metadata, save_model_dir
 from .classes import one_hot
 from .diffusion import alpha_sigma, ddim_step, guided, logsnr_cosine, q_sample, x_eps_from_v
 from .masking import MaskConfig
+from .training import TrainingLoop, config_from_args, config_parser, load_state, save_state, set_threads
 
 
 @dataclass(frozen=True)
@@ -127,13 +124,10 @@ def student_times(student_steps: int, batch: int, generator: torch.Generator) ->
 
 
 def distill(cfg: DistillConfig, progress: bool = True) -> dict:
-    from tqdm.auto import tqdm
-
     from .data import load_split
     from .synthesizer import Synthesizer
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     run = Path(cfg.run)
     run.mkdir(parents=True, exist_ok=True)
     plan = stage_plan(cfg.teacher_steps, cfg.final_steps)
@@ -163,46 +157,40 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
         opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
         it, elapsed = 0, 0.0  # elapsed: training seconds of this stage, carried across resumes
         if state_path.is_file() and int(read_metadata(state_path).get("stage", -1)) == n:
-            tensors = load_tensors(state_path)
-            meta = read_metadata(state_path)
-            student.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("student.")})
-            opt.load_state_dict(unflatten_optimizer(tensors, meta["param_groups"]))
-            it = int(meta["iteration"])
-            elapsed = float(meta.get("seconds", 0.0))
-        bar = tqdm(total=iters[n], initial=it, desc=f"distil {2 * n}->{n} steps", disable=not progress,
-                   file=sys.stderr, mininterval=5.0)
+            meta = load_state(state_path, {"student": student}, {"opt": opt})
+            it, elapsed = int(meta["iteration"]), float(meta.get("seconds", 0.0))
+        loop = TrainingLoop(iters[n], it, f"distil {2 * n}->{n} steps", progress=progress)
         loss_avg, t0 = None, time.time()
 
         def save():
-            tensors = {f"student.{k}": v for k, v in student.state_dict().items()}
-            opt_t, groups = flatten_optimizer(opt.state_dict())
-            tensors.update(opt_t)
-            save_tensors_atomic(state_path, tensors, {"stage": str(n), "iteration": str(it), "param_groups": groups,
-                                                      "seconds": str(round(elapsed + time.time() - t0, 1))})
+            save_state(state_path, {"student": student}, {"opt": opt}, stage=str(n), iteration=str(loop.step),
+                       seconds=str(round(elapsed + time.time() - t0, 1)))
 
-        while it < iters[n]:
-            batch = make_batch(pairs, it, cfg.seed + 7919 * n, cfg.batch_size, masker)
-            lay = one_hot(batch.layouts, classset.num_channels)
-            uncond = one_hot(torch.full_like(batch.layouts, classset.unknown_id), classset.num_channels)
-            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + n * 10_007 + it)
-            t = student_times(n, cfg.batch_size, g)
-            noise = torch.randn(batch.photos.shape, generator=g)
-            # the first stage distils the guided teacher; later stages copy an already guided student
-            teacher_fn = guided(teacher, lay, uncond, guidance if n == plan[0] else 1.0)
-            loss = distill_loss(lambda z, tt: student(z, tt, lay), teacher_fn, batch.photos, noise, t, n).mean()
-            for group in opt.param_groups:  # linear decay to zero within each stage (no EMA needed)
-                group["lr"] = stage_lr(cfg.lr, it, iters[n])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-            opt.step()
-            it += 1
-            loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_avg:.4f}", refresh=False)
-            if it % cfg.save_every == 0:
-                save()
-        bar.close()
+        with loop:
+            while loop.running():
+                it = loop.step
+                batch = make_batch(pairs, it, cfg.seed + 7919 * n, cfg.batch_size, masker)
+                lay = one_hot(batch.layouts, classset.num_channels)
+                uncond = one_hot(torch.full_like(batch.layouts, classset.unknown_id), classset.num_channels)
+                g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + n * 10_007 + it)
+                t = student_times(n, cfg.batch_size, g)
+                noise = torch.randn(batch.photos.shape, generator=g)
+                # the first stage distils the guided teacher; later stages copy an already guided student
+                teacher_fn = guided(teacher, lay, uncond, guidance if n == plan[0] else 1.0)
+                loss = distill_loss(lambda z, tt: student(z, tt, lay), teacher_fn, batch.photos, noise, t, n).mean()
+                for group in opt.param_groups:  # linear decay to zero within each stage (no EMA needed)
+                    group["lr"] = stage_lr(cfg.lr, it, iters[n])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+                opt.step()
+                loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
+                if loop.advance(loss=f"{loss_avg:.4f}") % cfg.save_every == 0:
+                    save()
+        if loop.step < iters[n]:  # stopped by a signal: keep the stage in progress, resume later
+            save()
+            summary["stopped_at"] = {"stage": n, "iteration": loop.step}
+            return summary
         seconds = round(elapsed + time.time() - t0, 1)
         cfg_out = dict(base.config)
         cfg_out["sampling"] = {"sampler": "ddim", "steps": n, "guidance": 1.0}
@@ -220,25 +208,10 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
 
 def parse_config(argv=None) -> DistillConfig:
     """The command line as a ``DistillConfig``; exits with a usage error when the stages and counts disagree."""
-    p = argparse.ArgumentParser(prog="python -m sparsesis.distill", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    d = DistillConfig()
-    p.add_argument("--teacher", default=d.teacher)
-    p.add_argument("--run-dir", dest="run", default=d.run)
-    p.add_argument("--data", default=None)
-    p.add_argument("--teacher-steps", type=int, default=d.teacher_steps)
-    p.add_argument("--final-steps", type=int, default=d.final_steps)
-    p.add_argument("--iters-per-stage", type=int, nargs="+", default=list(d.iters_per_stage),
-                   help="one count for every stage, or one per stage (first stage first)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--guidance", type=float, default=None)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--save-every", type=int, default=d.save_every)
-    p.add_argument("--threads", type=int, default=None)
-    a = p.parse_args(argv)
-    a.iters_per_stage = tuple(a.iters_per_stage)
-    cfg = DistillConfig(**{k: getattr(a, k) for k in asdict(d)})
+    p = config_parser(DistillConfig, "python -m sparsesis.distill", __doc__, names={"run": "--run-dir"},
+                      helps={"iters_per_stage": "one count for every stage, or one per stage (first stage first)",
+                             "guidance": "the scale to bake in (default: the teacher's)"})
+    cfg = config_from_args(DistillConfig, p.parse_args(argv))
     try:
         stage_iterations(cfg.iters_per_stage, stage_plan(cfg.teacher_steps, cfg.final_steps))
     except ValueError as e:

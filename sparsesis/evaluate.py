@@ -126,7 +126,7 @@ def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps,
     (``ddim_other_guidance[scale][steps]``), so a student is also compared with the few-step teacher at
     whatever scale suits few steps best."""
     from . import distributed as D
-    from .generators import DiffusionGenerator
+    from .generators import ModelGenerator
     from .latency import median_latency
     from .metrics import paired_psnr
 
@@ -137,7 +137,7 @@ def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps,
     rows.update({("ddim", n): (teacher, n, g_teacher) for n in ddim_steps})
     rows.update({("students", n): (synth, n, None) for n, synth in students.items()})
     rows.update({(f"ddim_g{g:g}", n): (teacher, n, g) for g in others for n in students})
-    gens = {f"{group}_{n}": DiffusionGenerator(synth, steps=n, guidance=g, name=f"{group}_{n}")
+    gens = {f"{group}_{n}": ModelGenerator(synth, steps=n, guidance=g, name=f"{group}_{n}")
             for (group, n), (synth, _, g) in rows.items()}
     res = evaluate(gens, pairs, ["random_mask"], 1, net, limit, seed, progress=progress, dist=dist, keep_images=True)
     images = {name: by_kind["random_mask"] for name, by_kind in res.pop("images").items()}
@@ -185,24 +185,28 @@ def _generate(gen, layouts, seed, desc, progress, chunk=20):
 
 def build_generator(spec: str, train_pairs: PairSet | None, steps: int | None, guidance: float | None,
                     device: str = "cpu"):
-    """``trivial`` or ``NAME=checkpoint-folder``."""
-    from .generators import DiffusionGenerator, MeanColourGenerator
-    from .synthesizer import Synthesizer
+    """``trivial`` or ``NAME=checkpoint-folder`` (any generator ``sparsesis.loader.load`` reads)."""
+    from .generators import MeanColourGenerator, ModelGenerator
+    from .loader import load
 
     if spec == "trivial":
         return "trivial", MeanColourGenerator.fit(train_pairs)
     if "=" not in spec:
         raise SystemExit(f"error: method {spec!r} must be 'trivial' or NAME=CHECKPOINT_FOLDER")
     name, path = spec.split("=", 1)
-    kind = json.loads((Path(path) / "config.json").read_text()).get("kind") if (Path(path) / "config.json").is_file() else None
-    if kind == "sparsesis-gan":
-        from .generators import GanGenerator
+    model = load(path, device=device)
+    if model.guidance_label is None:  # a GAN: one pass, no steps or guidance to set
+        steps = guidance = None
+    return name, ModelGenerator(model, steps=steps, guidance=guidance, name=name)
 
-        gen = GanGenerator.from_pretrained(path, name)
-        gen.method.to(device)
-        return name, gen
-    return name, DiffusionGenerator(Synthesizer.from_pretrained(path, device=device), steps=steps, guidance=guidance,
-                                    name=name)
+
+def model_size(generators: dict, default: int = 64) -> int:
+    """The image size the compared models make (the trivial baseline makes any): they must agree."""
+    sizes = {g.synth.image_size for g in generators.values() if hasattr(g, "synth")}
+    if len(sizes) > 1:
+        raise SystemExit(f"error: the methods make images of different sizes {sorted(sizes)}; compare models "
+                         "of one size in one table")
+    return sizes.pop() if sizes else default
 
 
 def students_guidance(students: dict, requested: float | None) -> float:
@@ -272,6 +276,25 @@ def write_json(path: str | Path, obj) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def compared_methods(a, device) -> tuple[dict, PairSet]:
+    """The ``--method`` generators of a table or sparsity run, and the held-out split at their image size."""
+    models = {}
+    for spec in a.method:
+        if spec != "trivial":
+            name, gen = build_generator(spec, None, a.steps, a.guidance, device)
+            models[name] = gen
+    size = model_size(models)
+    train_pairs = load_split("train", size, a.data) if "trivial" in a.method else None
+    gens = {}
+    for spec in a.method:  # in the order given
+        if spec == "trivial":
+            gens.update([build_generator(spec, train_pairs, None, None)])
+        else:
+            name = spec.split("=", 1)[0]
+            gens[name] = models[name]
+    return gens, load_split("eval", size, a.data)
 
 
 def main(argv=None) -> None:
@@ -370,15 +393,11 @@ def main(argv=None) -> None:
                                       guidance=guidance, other_guidance=a.other_guidance)
             out["students_from"] = sources
         elif a.cmd == "sparsity":
-            eval_pairs = load_split("eval", 64, a.data)
-            train_pairs = load_split("train", 64, a.data) if "trivial" in a.method else None
-            gens = dict(build_generator(m, train_pairs, a.steps, a.guidance, device) for m in a.method)
+            gens, eval_pairs = compared_methods(a, device)
             out = sparsity_curves(gens, eval_pairs, a.shares, a.strokes, a.robustness, a.mask_seeds, net, a.limit,
                                   a.seed, dist, seg)
         else:
-            eval_pairs = load_split("eval", 64, a.data)
-            train_pairs = load_split("train", 64, a.data) if "trivial" in a.method else None
-            gens = dict(build_generator(m, train_pairs, a.steps, a.guidance, device) for m in a.method)
+            gens, eval_pairs = compared_methods(a, device)
             out = evaluate(gens, eval_pairs, a.kinds, a.mask_seeds, net, a.limit, a.seed, dist=dist, segmenter=seg)
         out["command"] = command
         if dist.is_main:

@@ -5,17 +5,16 @@ image ``i`` uses seed ``seed + i``. Each generator states its parameter count an
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .classes import ClassSet
 from .data import PairSet
 
 
 @dataclass
-class DiffusionGenerator:
-    """Our model through the public ``Synthesizer`` API."""
+class ModelGenerator:
+    """A loaded model (``sparsesis.loader.load``: diffusion model, student or GAN) at fixed sampling settings."""
 
     synth: object
     steps: int | None = None
@@ -31,18 +30,11 @@ class DiffusionGenerator:
         return np.concatenate(out)
 
     def info(self) -> dict:
-        from .unet import count_parameters
-
-        rec = self.synth.config.get("record", {})
-        # a distilled student's budget is its teacher's plus every distillation stage up to it
-        extra = (self.synth.distilled or {}).get("total", {"images": 0, "seconds": 0.0})
-        images = rec.get("images_seen")
-        return {"parameters": count_parameters(self.synth.model),
-                "images_seen": images + extra["images"] if images is not None else None,
-                "train_hours": round((rec.get("train_seconds", 0) + extra["seconds"]) / 3600, 3),
-                "device": rec.get("device"),
-                "steps": self.steps or self.synth.default_steps,
-                "guidance": self.guidance if self.guidance is not None else self.synth.guidance_label}
+        info = dict(self.synth.info())
+        if self.synth.guidance_label is not None:  # a diffusion model: say how it was sampled
+            info["steps"] = self.steps or self.synth.default_steps
+            info["guidance"] = self.guidance if self.guidance is not None else self.synth.guidance_label
+        return info
 
 
 @dataclass
@@ -76,35 +68,3 @@ class MeanColourGenerator:
 
     def info(self) -> dict:
         return {"parameters": 0, "images_seen": None, "train_hours": 0.0}
-
-
-@dataclass
-class GanGenerator:
-    """A trained GAN baseline's generator (``sparsesis.baselines``); image ``i`` uses noise seed ``seed + i``."""
-
-    method: object
-    classset: ClassSet
-    config: dict
-    name: str = "gan"
-
-    @classmethod
-    def from_pretrained(cls, path, name: str | None = None) -> "GanGenerator":
-        from .baselines.train import load_generator
-
-        method, classset, config = load_generator(path)
-        return cls(method, classset, config, name or config["method"])
-
-    def generate(self, layouts: np.ndarray, seed: int) -> np.ndarray:
-        import torch
-
-        from .classes import one_hot
-        from .data import tensor_to_photo
-
-        device = next(self.method.generator.parameters()).device
-        lay = one_hot(torch.from_numpy(np.asarray(layouts)).to(device), self.classset.num_channels)
-        return tensor_to_photo(self.method.generate(lay, [seed + i for i in range(len(layouts))]))
-
-    def info(self) -> dict:
-        rec = self.config.get("record", {})
-        return {"parameters": rec.get("parameters_g"), "images_seen": rec.get("images_seen"),
-                "train_hours": round(rec.get("train_seconds", 0) / 3600, 3), "device": rec.get("device")}

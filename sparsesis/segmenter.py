@@ -22,9 +22,8 @@ import torch.nn.functional as F
 
 from .checkpoint import CheckpointError, load_model_dir, save_model_dir
 from .classes import ClassSet
-
-SEG_KIND = "sparsesis-segmenter"
-
+from .schema import SEGMENTER_KIND as SEG_KIND
+from .training import TrainingLoop
 
 @dataclass(frozen=True)
 class SegmenterConfig:
@@ -129,8 +128,6 @@ class Segmenter:
 def train_segmenter(run: str | Path, data=None, size: int = 64, steps: int = 3000, minutes: float | None = None,
                     batch_size: int = 16, lr: float = 1e-3, seed: int = 0, progress: bool = True) -> dict:
     """Train on the real training photos (random crops, flips) and export ``<run>/export``."""
-    from tqdm.auto import tqdm
-
     from .data import load_split
 
     pairs = load_split("train", size, data, progress=progress)
@@ -139,26 +136,23 @@ def train_segmenter(run: str | Path, data=None, size: int = 64, steps: int = 300
     net = SegNet(SegmenterConfig(num_classes=cs.num_classes))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    deadline = time.time() + 60 * minutes if minutes else None
-    t0, step, loss_avg = time.time(), 0, None
-    bar = tqdm(total=steps, desc="train segmenter", disable=not progress, file=sys.stderr, mininterval=5.0)
+    t0, loss_avg = time.time(), None
     net.train()
-    while step < steps and not (deadline and time.time() > deadline):
-        rng = np.random.default_rng([seed, step])
-        idx = rng.integers(0, len(pairs), batch_size)
-        views = [pairs.augmented(int(i), rng) for i in idx]
-        x = torch.from_numpy(np.stack([v[0] for v in views])).permute(0, 3, 1, 2).float() / 127.5 - 1
-        y = torch.from_numpy(np.stack([v[1] for v in views]))
-        loss = F.cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_avg:.3f}", refresh=False)
-    bar.close()
+    with TrainingLoop(steps, 0, "train segmenter", minutes, progress) as loop:
+        while loop.running():
+            rng = np.random.default_rng([seed, loop.step])
+            idx = rng.integers(0, len(pairs), batch_size)
+            views = [pairs.augmented(int(i), rng) for i in idx]
+            x = torch.from_numpy(np.stack([v[0] for v in views])).permute(0, 3, 1, 2).float() / 127.5 - 1
+            y = torch.from_numpy(np.stack([v[1] for v in views]))
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+            loop.advance(loss=f"{loss_avg:.3f}")
+    step = loop.step
     record = {"step": step, "images_seen": step * batch_size, "train_seconds": round(time.time() - t0, 1),
               "loss": loss_avg, "size": size}
     config = {"kind": SEG_KIND, "model": net.cfg.to_dict(), "classes": cs.to_dict(), "record": record}

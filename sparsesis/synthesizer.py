@@ -17,9 +17,8 @@ from .checkpoint import CheckpointError, load_model_dir
 from .classes import ClassSet, one_hot
 from .diffusion import SAMPLERS, Step, guided
 from .layouts import to_ids
-from .unet import UNet, UNetConfig
-
-MODEL_KINDS = ("sparsesis-diffusion",)
+from .schema import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DIFFUSION_KIND
+from .unet import UNet, UNetConfig, count_parameters
 
 
 @dataclass
@@ -45,9 +44,9 @@ class Synthesizer:
         self.device = torch.device(device)
         self.precision = precision
         sampling = config.get("sampling", {})
-        self.default_steps = int(sampling.get("steps", 50))
-        self.default_guidance = float(sampling.get("guidance", 1.0))
-        self.default_sampler = str(sampling.get("sampler", "ddim"))
+        self.default_steps = int(sampling.get("steps", DEFAULT_STEPS))
+        self.default_guidance = float(sampling.get("guidance", DEFAULT_GUIDANCE))
+        self.default_sampler = str(sampling.get("sampler", DEFAULT_SAMPLER))
         # a distilled student has guidance baked in and fixed step counts
         self.distilled = config.get("distillation")
         self.baked_guidance = float(self.distilled.get("guidance", 1.0)) if self.distilled else None
@@ -59,7 +58,7 @@ class Synthesizer:
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", precision: str = "fp32") -> "Synthesizer":
         config, weights = load_model_dir(path)
-        if config.get("kind") not in MODEL_KINDS:
+        if config.get("kind") != DIFFUSION_KIND:
             raise CheckpointError(f"{path} holds a {config.get('kind')!r} model, not a sparsesis diffusion model")
         try:
             classset = ClassSet.from_dict(config["classes"])
@@ -135,6 +134,16 @@ class Synthesizer:
                                  "(or that value), or use the undistilled teacher to change it")
             return 1.0
         return self.default_guidance if guidance is None else guidance
+
+    def info(self) -> dict:
+        """Parameters and training budget; a student's budget is its teacher's plus every distillation stage."""
+        rec = self.config.get("record", {})
+        extra = (self.distilled or {}).get("total", {"images": 0, "seconds": 0.0})
+        images = rec.get("images_seen")
+        return {"parameters": count_parameters(self.model),
+                "images_seen": images + extra["images"] if images is not None else None,
+                "train_hours": round((rec.get("train_seconds", 0) + extra["seconds"]) / 3600, 3),
+                "device": rec.get("device")}
 
     @property
     def guidance_label(self) -> float:

@@ -10,12 +10,10 @@ model folder that ``Synthesizer.from_pretrained`` loads.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
 import os
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -23,20 +21,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import distributed as D
 from .batches import StepBatches, classwise_masker, make_batch
-from .checkpoint import (CONFIG_FILE, STATE_FILE, flatten_optimizer, load_model_dir, load_tensors, read_metadata,
-                         save_json_atomic, save_model_dir, save_tensors_atomic, unflatten_optimizer)
+from .checkpoint import CONFIG_FILE, STATE_FILE, load_model_dir, save_json_atomic, save_model_dir
 from .classes import ClassSet, one_hot
-from .configs import preset
+from .configs import PRESETS, preset
 from .data import load_split
 from .diffusion import diffusion_loss
 from .masking import MaskConfig
+from .schema import DIFFUSION_KIND, diffusion_config
+from .training import TrainingLoop, config_from_args, config_parser, load_state, save_state, set_threads
 from .unet import UNet, UNetConfig, count_parameters
 
-MODEL_KIND = "sparsesis-diffusion"
+MODEL_KIND = DIFFUSION_KIND
 
 
 @dataclass(frozen=True)
@@ -87,14 +85,8 @@ def make_masker(cfg: TrainConfig):
 
 
 def model_config(unet: UNetConfig, classset: ClassSet, train: TrainConfig | None = None, **extra) -> dict:
-    """The ``config.json`` of a model folder: enough to rebuild and sample the model."""
-    cfg = {"kind": MODEL_KIND, "unet": unet.to_dict(), "classes": classset.to_dict(),
-           "diffusion": {"schedule": "cosine", "prediction": "v"},
-           "sampling": {"sampler": "ddim", "steps": 50, "guidance": 1.5}}
-    if train is not None:
-        cfg["training"] = train.to_dict()
-    cfg.update(extra)
-    return cfg
+    """The ``config.json`` of a model folder (``sparsesis.schema.diffusion_config``)."""
+    return diffusion_config(unet, classset, train, **extra)
 
 
 class EMA:
@@ -113,25 +105,6 @@ class EMA:
 
 def unwrap(model):
     return model.module if hasattr(model, "module") else model
-
-
-def save_state(run: Path, model, ema: EMA, opt, step: int, record: dict) -> None:
-    tensors = {f"model.{k}": v for k, v in unwrap(model).state_dict().items()}
-    tensors.update({f"ema.{k}": v for k, v in ema.model.state_dict().items()})
-    opt_tensors, groups = flatten_optimizer(opt.state_dict())
-    tensors.update(opt_tensors)
-    save_tensors_atomic(run / STATE_FILE, tensors, metadata={"step": str(step), "param_groups": groups,
-                                                             "record": json.dumps(record)})
-
-
-def load_state(run: Path, model, ema: EMA, opt) -> tuple[int, dict]:
-    path = run / STATE_FILE
-    tensors = load_tensors(path)
-    meta = read_metadata(path)
-    unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    ema.model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-    opt.load_state_dict(unflatten_optimizer(tensors, meta["param_groups"]))
-    return int(meta["step"]), json.loads(meta.get("record", "{}"))
 
 
 @torch.no_grad()
@@ -162,8 +135,7 @@ def sample_grid(ema_model: UNet, pairs, classset: ClassSet, device, steps: int, 
 
 def train(cfg: TrainConfig) -> dict:
     """Run (or resume) training; returns the record (step, images seen, wall time, last loss)."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     device = D.pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     dist = D.init(device)
     if device.type == "cuda":
@@ -180,8 +152,10 @@ def train(cfg: TrainConfig) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, record = 0, {"images_seen": 0, "train_seconds": 0.0, "device": str(device), "world": dist.world}
 
+    state_modules, state_opts = {"model": model, "ema": ema.model}, {"opt": opt}
     if (run / STATE_FILE).is_file():
-        step, record = load_state(run, model, ema, opt)
+        meta = load_state(run / STATE_FILE, state_modules, state_opts)
+        step, record = int(meta["step"]), json.loads(meta.get("record", "{}"))
         if dist.is_main:
             print(f"resumed {run} at step {step}", flush=True)
     elif cfg.init_from:
@@ -213,9 +187,9 @@ def train(cfg: TrainConfig) -> dict:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    def write_export():
+    def write_export(at_step: int):
         save_model_dir(run / "export", ema.model.state_dict(),
-                       model_config(unet_cfg, classset, cfg, record={**record, "step": step}))
+                       model_config(unet_cfg, classset, cfg, record={**record, "step": at_step}))
 
     if dist.is_main:
         run.mkdir(parents=True, exist_ok=True)
@@ -231,23 +205,19 @@ def train(cfg: TrainConfig) -> dict:
             sampler=range(step, cfg.steps), batch_size=None, num_workers=cfg.num_workers,
             pin_memory=device.type == "cuda"))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    stop = {"now": False}
+    loop = TrainingLoop(cfg.steps, step, "train", cfg.minutes, progress=dist.is_main)
 
-    def on_signal(signum, frame):
-        stop["now"] = True
+    def save():
+        save_state(run / STATE_FILE, state_modules, state_opts, step=str(loop.step), record=record)
+        write_export(loop.step)
 
-    old_handlers = [signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)]
-    deadline = time.time() + 60 * cfg.minutes if cfg.minutes else None
-    bar = None
-    if dist.is_main:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
-                   mininterval=5.0, file=sys.stderr)
     log = open(run / "log.jsonl", "a") if dist.is_main else None
     last_loss, t_window, n_window = float("nan"), time.time(), 0
     loss_avg = None
+    loop.start()
     try:
-        while step < cfg.steps and not stop["now"] and not (deadline and time.time() > deadline):
+        while loop.running():
+            step = loop.step
             t0 = time.time()
             batch = next(batches) if batches is not None else make_batch(
                 pairs, step, cfg.seed, cfg.batch_size, masker, cfg.layout_drop, dist.rank, dist.world)
@@ -267,45 +237,41 @@ def train(cfg: TrainConfig) -> dict:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             ema.update(model, step)
-            step += 1
             loss_val = float(D.all_mean(loss.detach(), dist))
             loss_avg = loss_val if loss_avg is None else 0.98 * loss_avg + 0.02 * loss_val
             record["images_seen"] = int(record.get("images_seen", 0)) + cfg.batch_size
             record["train_seconds"] = float(record.get("train_seconds", 0.0)) + (time.time() - t0)
             n_window += cfg.batch_size
-            if bar is not None:
-                bar.update(1)
-                if step % 10 == 0:
-                    ips = n_window / max(1e-9, time.time() - t_window)
-                    bar.set_postfix(loss=f"{loss_avg:.4f}", img_s=f"{ips:.1f}")
-                    log.write(json.dumps({"step": step, "loss": loss_val, "loss_avg": loss_avg, "img_s": ips,
-                                          "images_seen": record["images_seen"], "time": time.time()}) + "\n")
-                    log.flush()
-                    t_window, n_window = time.time(), 0
+            step = loop.step + 1
+            if step % 10 == 0 and dist.is_main:
+                ips = n_window / max(1e-9, time.time() - t_window)
+                loop.advance(loss=f"{loss_avg:.4f}", img_s=f"{ips:.1f}")
+                log.write(json.dumps({"step": step, "loss": loss_val, "loss_avg": loss_avg, "img_s": ips,
+                                      "images_seen": record["images_seen"], "time": time.time()}) + "\n")
+                log.flush()
+                t_window, n_window = time.time(), 0
+            else:
+                loop.advance()
             last_loss = loss_avg
             if step % cfg.save_every == 0:
                 record["loss"] = last_loss
                 if dist.is_main:
-                    save_state(run, model, ema, opt, step, record)
-                    write_export()
+                    save()
                 D.barrier(dist)
             if step % cfg.sample_every == 0 and dist.is_main:
                 sample_grid(ema.model, eval_pairs, classset, device, cfg.sample_steps, run / "samples" / f"step_{step:07d}.png")
     finally:
+        step = loop.step
         record["loss"] = last_loss
         record["step"] = step
         if dist.world > 1:  # a cheap proof that DDP kept the replicas identical
             record["rank_checksums"] = D.weights_checksums(model, dist)
         if dist.is_main:
-            save_state(run, model, ema, opt, step, record)
-            write_export()
-            if bar is not None:
-                bar.close()
+            save()
             log.close()
             print(f"saved {run} at step {step} (loss {last_loss:.4f}, {record['images_seen']} images seen, "
                   f"{record['train_seconds'] / 3600:.2f} h of training)", flush=True)
-        for s, h in zip((signal.SIGINT, signal.SIGTERM), old_handlers):
-            signal.signal(s, h)
+        loop.close()
         D.barrier(dist)
         # release DDP (its reducer holds the process group) before the group goes, or gloo may abort at exit
         ddp_model = batches = None  # noqa: F841
@@ -340,41 +306,21 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 
 
 def parse_args(argv=None) -> TrainConfig:
-    p = argparse.ArgumentParser(prog="python -m sparsesis.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    d = TrainConfig()
-    p.add_argument("--run-dir", dest="run", default=d.run, help="run folder (state, samples, export); resumes if it holds a state")
-    p.add_argument("--data", default=None, help="data folder (default: $SPARSESIS_DATA)")
-    p.add_argument("--preset", default=d.preset, help="model size: tiny, 64, 128, 256")
-    p.add_argument("--image-size", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--decay-from", type=int, default=None,
-                   help="cosine-anneal the learning rate from this (absolute) step; default: constant rate")
-    p.add_argument("--decay-steps", type=int, default=d.decay_steps, help="length of the anneal in steps")
-    p.add_argument("--lr-final", type=float, default=d.lr_final, help="learning rate at the end of the anneal")
-    p.add_argument("--ema-decay", type=float, default=d.ema_decay)
-    p.add_argument("--layout-drop", type=float, default=d.layout_drop)
-    p.add_argument("--masking", default=d.masking, choices=["classwise", "shared", "none"])
-    p.add_argument("--hide-range", type=float, nargs=2, default=d.mask.hide_range, metavar=("LO", "HI"))
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--steps", type=int, default=d.steps, help="stop at this total step")
-    p.add_argument("--minutes", type=float, default=None, help="stop after this wall time (this invocation)")
-    p.add_argument("--save-every", type=int, default=d.save_every)
-    p.add_argument("--sample-every", type=int, default=d.sample_every)
-    p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"])
-    p.add_argument("--num-workers", type=int, default=d.num_workers)
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    p.add_argument("--init-from", default=None, help="model folder to start from when the run has no state")
+    p = config_parser(TrainConfig, "python -m sparsesis.train", __doc__, names={"run": "--run-dir"}, skip=("mask",),
+                      choices={"masking": ["classwise", "shared", "none"], "device": ["auto", "cpu", "cuda"],
+                               "preset": sorted(PRESETS)},
+                      helps={"run": "run folder (state, samples, export); resumes if it holds a state",
+                             "data": "data folder (default: $SPARSESIS_DATA)",
+                             "steps": "stop at this total step", "minutes": "stop after this wall time (this invocation)",
+                             "decay_from": "cosine-anneal the learning rate from this (absolute) step; default: constant",
+                             "threads": "CPU threads for torch",
+                             "init_from": "model folder to start from when the run has no state"})
+    p.add_argument("--hide-range", type=float, nargs=2, default=MaskConfig().hide_range, metavar=("LO", "HI"),
+                   help="share of each class's pixels the class-wise mask hides, drawn from this range")
     a = p.parse_args(argv)
     if a.decay_from is not None and (a.decay_from < 0 or a.decay_steps < 1 or not 0 <= a.lr_final <= a.lr):
         p.error("the anneal needs --decay-from >= 0, --decay-steps >= 1 and 0 <= --lr-final <= --lr")
-    return TrainConfig(run=a.run, data=a.data, preset=a.preset, image_size=a.image_size, batch_size=a.batch_size,
-                       lr=a.lr, decay_from=a.decay_from, decay_steps=a.decay_steps, lr_final=a.lr_final,
-                       ema_decay=a.ema_decay, layout_drop=a.layout_drop, masking=a.masking,
-                       mask=replace(MaskConfig(), hide_range=tuple(a.hide_range)), seed=a.seed, steps=a.steps,
-                       minutes=a.minutes, save_every=a.save_every, sample_every=a.sample_every, device=a.device,
-                       num_workers=a.num_workers, threads=a.threads, init_from=a.init_from)
+    return config_from_args(TrainConfig, a, mask=replace(MaskConfig(), hide_range=tuple(a.hide_range)))
 
 
 def main(argv=None) -> None:

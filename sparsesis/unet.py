@@ -11,7 +11,7 @@ in place of the one-hot layout, so a sampler pays for it once per image rather t
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn

@@ -1,5 +1,4 @@
 """GAN baselines: one training step on a tiny input, resume, export and reload."""
-import numpy as np
 import pytest
 import torch
 

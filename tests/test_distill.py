@@ -6,7 +6,7 @@ import torch
 
 from sparsesis import Synthesizer
 from sparsesis.checkpoint import STATE_FILE, read_metadata
-from sparsesis.diffusion import q_sample, sample_ddim, v_from_x
+from sparsesis.diffusion import q_sample, v_from_x
 from sparsesis.distill import (DistillConfig, distill, distill_loss, distillation_target, parse_config,
                                stage_iterations, stage_plan, student_dir, student_times)
 from sparsesis.train import TrainConfig, train
@@ -101,10 +101,10 @@ def test_distill_stages_resume_and_name_checkpoints(toy_root, tmp_path):
     # the budget adds up across stages: 2 iterations of stage 4, then 4 of stage 2, batch 2
     assert s.distilled["stage"]["images"] == 8 and s.distilled["total"]["images"] == 4 + 8
     assert s.distilled["total"]["seconds"] >= s.distilled["stage"]["seconds"] > 0
-    from sparsesis.generators import DiffusionGenerator
+    from sparsesis.generators import ModelGenerator
 
     teacher_images = Synthesizer.from_pretrained(cfg.teacher).config["record"]["images_seen"]
-    assert DiffusionGenerator(s).info()["images_seen"] == teacher_images + 12
+    assert ModelGenerator(s).info()["images_seen"] == teacher_images + 12
     lay = np.full((32, 32), 4)
     lay[:10] = 2
     img = s(lay, seed=0)

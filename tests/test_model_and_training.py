@@ -13,7 +13,7 @@ from sparsesis.configs import preset
 from sparsesis.diffusion import diffusion_loss
 from sparsesis.layouts import LayoutError
 from sparsesis.train import TrainConfig, learning_rate, parse_args, train
-from sparsesis.unet import UNet, UNetConfig, count_parameters
+from sparsesis.unet import UNet
 
 TINY = preset("tiny", label_channels=5)
 

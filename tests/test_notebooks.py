@@ -1,6 +1,5 @@
 """Every notebook runs top to bottom (fast mode: SPARSESIS_FAST=1 shrinks any heavy loop)."""
 import os
-from pathlib import Path
 
 import nbformat
 import pytest

@@ -1,5 +1,4 @@
 """The README's Python example runs as written, on the shipped checkpoint."""
-import os
 import re
 
 import numpy as np

@@ -8,9 +8,7 @@ the generator as a model folder (kind ``sparsesis-gan``).
 """
 from __future__ import annotations
 
-import argparse
 import json
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,18 +17,14 @@ from pathlib import Path
 import torch
 
 from ..batches import classwise_masker, make_batch
-from ..checkpoint import (STATE_FILE, flatten_optimizer, load_model_dir, load_tensors, prefixed, read_metadata,
-                          save_model_dir, save_tensors_atomic, unflatten_optimizer)
-from ..classes import ClassSet, one_hot
+from ..checkpoint import STATE_FILE, save_model_dir
+from ..classes import one_hot
 from ..data import load_split
 from ..masking import MaskConfig
+from ..schema import gan_config
+from ..training import TrainingLoop, config_from_args, config_parser, load_state, save_state, set_threads
 from ..unet import count_parameters
-from .oasis import OasisConfig, OasisMethod
-from .sean import SeanConfig, SeanMethod
-from .spade import SpadeConfig, SpadeMethod
-
-GAN_KIND = "sparsesis-gan"
-METHODS = {"spade": (SpadeConfig, SpadeMethod), "oasis": (OasisConfig, OasisMethod), "sean": (SeanConfig, SeanMethod)}
+from .models import METHODS, build_method, load_generator  # noqa: F401  (load_generator: re-exported for callers)
 
 
 @dataclass(frozen=True)
@@ -51,37 +45,8 @@ class GanTrainConfig:
     threads: int | None = None
 
 
-def build_method(name: str, classset: ClassSet, image_size: int, overrides: dict | None = None):
-    if name not in METHODS:
-        raise ValueError(f"unknown GAN method {name!r}; choose from {sorted(METHODS)}")
-    cfg_cls, method_cls = METHODS[name]
-    cfg = cfg_cls(**{"image_size": image_size, "label_channels": classset.num_channels, **(overrides or {})})
-    return method_cls(cfg)
-
-
-def gan_config(method, classset: ClassSet, record: dict) -> dict:
-    return {"kind": GAN_KIND, "method": method.name, "model": method.cfg.to_dict(), "classes": classset.to_dict(),
-            "record": record}
-
-
-def load_generator(folder):
-    """-> (method with generator weights, classset, config) from an exported GAN model folder."""
-    config, weights = load_model_dir(folder)
-    if config.get("kind") != GAN_KIND:
-        raise ValueError(f"{folder} is not a GAN baseline checkpoint (kind {config.get('kind')!r})")
-    classset = ClassSet.from_dict(config["classes"])
-    model_cfg = config["model"]
-    method = build_method(config["method"], classset, model_cfg["image_size"],
-                          {k: v for k, v in model_cfg.items() if k not in ("image_size", "label_channels")})
-    method.generator.load_state_dict(weights)
-    return method.eval(), classset, config
-
-
 def train_gan(cfg: GanTrainConfig, progress: bool = True) -> dict:
-    from tqdm.auto import tqdm
-
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     run = Path(cfg.run)
     run.mkdir(parents=True, exist_ok=True)
     pairs = load_split("train", cfg.image_size, cfg.data, progress=progress)
@@ -90,65 +55,45 @@ def train_gan(cfg: GanTrainConfig, progress: bool = True) -> dict:
     method = build_method(cfg.method, classset, cfg.image_size)
     opt_g = torch.optim.Adam(method.generator.parameters(), lr=cfg.lr_g, betas=cfg.betas)
     opt_d = torch.optim.Adam(method.discriminator.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+    modules, optimizers = {"gen": method.generator, "disc": method.discriminator}, {"opt_g": opt_g, "opt_d": opt_d}
     step, record = 0, {"images_seen": 0, "train_seconds": 0.0, "device": "cpu",
                        "parameters_g": count_parameters(method.generator),
                        "parameters_d": count_parameters(method.discriminator)}
     if (run / STATE_FILE).is_file():
-        t = load_tensors(run / STATE_FILE)
-        meta = read_metadata(run / STATE_FILE)
-        method.generator.load_state_dict(prefixed(t, "gen"))
-        method.discriminator.load_state_dict(prefixed(t, "disc"))
-        opt_g.load_state_dict(unflatten_optimizer(t, meta["groups_g"], "opt_g"))
-        opt_d.load_state_dict(unflatten_optimizer(t, meta["groups_d"], "opt_d"))
+        meta = load_state(run / STATE_FILE, modules, optimizers)
         step, record = int(meta["step"]), json.loads(meta["record"])
+    loop = TrainingLoop(cfg.steps, step, f"train {cfg.method}", cfg.minutes, progress)
 
     def save():
-        tensors = {f"gen.{k}": v for k, v in method.generator.state_dict().items()}
-        tensors.update({f"disc.{k}": v for k, v in method.discriminator.state_dict().items()})
-        tg, gg = flatten_optimizer(opt_g.state_dict(), "opt_g")
-        td, gd = flatten_optimizer(opt_d.state_dict(), "opt_d")
-        tensors.update(tg)
-        tensors.update(td)
-        save_tensors_atomic(run / STATE_FILE, tensors, {"step": str(step), "groups_g": gg, "groups_d": gd,
-                                                         "record": json.dumps(record)})
+        save_state(run / STATE_FILE, modules, optimizers, step=str(loop.step), record=record)
         save_model_dir(run / "export", method.generator.state_dict(),
-                       gan_config(method, classset, {**record, "step": step, "train": _jsonable(cfg)}))
+                       gan_config(method, classset, {**record, "step": loop.step, "train": _jsonable(cfg)}))
 
     masker = classwise_masker(cfg.mask)
-    stop = {"now": False}
-    old = [signal.signal(s, lambda *_: stop.update(now=True)) for s in (signal.SIGINT, signal.SIGTERM)]
-    deadline = time.time() + 60 * cfg.minutes if cfg.minutes else None
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.method}", disable=not progress, file=sys.stderr,
-               mininterval=5.0)
     method.train()
-    try:
-        while step < cfg.steps and not stop["now"] and not (deadline and time.time() > deadline):
-            t0 = time.time()
-            batch = make_batch(pairs, step, cfg.seed, cfg.batch_size, masker)
-            layout = one_hot(batch.layouts, classset.num_channels)
-            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            d_loss, logs = method.d_loss(batch.photos, layout, g, batch.full_layouts)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            g_loss, logs_g = method.g_loss(batch.photos, layout, g, batch.full_layouts)
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            step += 1
-            record["images_seen"] += cfg.batch_size
-            record["train_seconds"] += time.time() - t0
-            record["losses"] = {**logs, **logs_g}
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in record["losses"].items()}, refresh=False)
-            if step % cfg.save_every == 0:
-                save()
-    finally:
-        save()
-        bar.close()
-        for s, h in zip((signal.SIGINT, signal.SIGTERM), old):
-            signal.signal(s, h)
-    return {**record, "step": step}
+    with loop:
+        try:
+            while loop.running():
+                t0 = time.time()
+                batch = make_batch(pairs, loop.step, cfg.seed, cfg.batch_size, masker)
+                layout = one_hot(batch.layouts, classset.num_channels)
+                g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + loop.step)
+                d_loss, logs = method.d_loss(batch.photos, layout, g, batch.full_layouts)
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                g_loss, logs_g = method.g_loss(batch.photos, layout, g, batch.full_layouts)
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
+                record["images_seen"] += cfg.batch_size
+                record["train_seconds"] += time.time() - t0
+                record["losses"] = {**logs, **logs_g}
+                if loop.advance(**{k: f"{v:.3f}" for k, v in record["losses"].items()}) % cfg.save_every == 0:
+                    save()
+        finally:
+            save()
+    return {**record, "step": loop.step}
 
 
 def _jsonable(cfg: GanTrainConfig) -> dict:
@@ -158,22 +103,9 @@ def _jsonable(cfg: GanTrainConfig) -> dict:
 def main(argv=None) -> None:
     from ..data import DataError
 
-    p = argparse.ArgumentParser(prog="python -m sparsesis.baselines.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    d = GanTrainConfig()
-    p.add_argument("--method", default=d.method, choices=sorted(METHODS))
-    p.add_argument("--run-dir", dest="run", default=d.run)
-    p.add_argument("--data", default=None)
-    p.add_argument("--image-size", type=int, default=d.image_size)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--minutes", type=float, default=None)
-    p.add_argument("--save-every", type=int, default=d.save_every)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=int, default=None)
-    a = p.parse_args(argv)
-    cfg = GanTrainConfig(method=a.method, run=a.run, data=a.data, image_size=a.image_size, batch_size=a.batch_size,
-                         steps=a.steps, minutes=a.minutes, save_every=a.save_every, seed=a.seed, threads=a.threads)
+    p = config_parser(GanTrainConfig, "python -m sparsesis.baselines.train", __doc__, names={"run": "--run-dir"},
+                      choices={"method": sorted(METHODS)})
+    cfg = config_from_args(GanTrainConfig, p.parse_args(argv))
     try:
         print(json.dumps(train_gan(cfg), indent=2))
     except DataError as err:
