@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
+import logging
 import os
 import random
 import time
@@ -42,6 +42,32 @@ PREFERRED = ("ours64-student4", "ours64")
 MODEL_THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparsesis-model")
 
 
+log = logging.getLogger("sparsesis.demo")
+
+
+def user_error(message: str) -> gr.Error:
+    """An expected user error: the message in the browser, one line in the server log (not a traceback)."""
+    log.warning("user error: %s", message)
+    return gr.Error(message, print_exception=False)
+
+
+def answer_unreadable_images(editor: gr.ImageEditor) -> gr.ImageEditor:
+    """Make ``editor`` answer a value that is not an image (sent through the API) with a clear message instead
+    of Gradio's generic 'upstream app has raised an exception'. (Wrapping the instance's ``preprocess``:
+    a subclass of a Gradio component makes Gradio write a type-stub file beside this one.)"""
+    preprocess = editor.preprocess
+
+    def guarded(payload):
+        try:
+            return preprocess(payload)
+        except Exception as err:  # PIL's UnidentifiedImageError, a truncated file, ...
+            raise user_error("The layout sent is not a readable image: send a PNG label map painted in the "
+                             f"palette colours ({type(err).__name__}).") from err
+
+    editor.preprocess = guarded
+    return editor
+
+
 def on_model_thread(fn, *args, **kwargs):
     return MODEL_THREAD.submit(fn, *args, **kwargs).result()
 
@@ -65,13 +91,13 @@ class ModelPool:
 
     def get(self, name: str):
         if name not in self.models:
-            raise gr.Error(f"No model named {name!r}. Available: {', '.join(self.models) or 'none'}. "
+            raise user_error(f"No model named {name!r}. Available: {', '.join(self.models) or 'none'}. "
                            f"Put checkpoints in {CHECKPOINTS}.")
         if name not in self.loaded:
             try:
                 model = on_model_thread(load_model, self.models[name])
             except CheckpointError as err:
-                raise gr.Error(f"Could not load model {name!r}: {err}") from err
+                raise user_error(f"Could not load model {name!r}: {err}") from err
             # one throw-away step, so that the first click does not pay for building the CPU kernels
             blank = np.full((model.image_size, model.image_size), model.classset.unknown_id)
             on_model_thread(model, blank, steps=1)
@@ -97,13 +123,13 @@ def hex_color(c) -> str:
 def editor_composite(value) -> np.ndarray:
     """The painted canvas as RGBA from the ImageEditor's value (a dict, or an image via the API)."""
     if value is None:
-        raise gr.Error("Nothing painted yet: pick a class colour and paint a few strokes on the canvas.")
+        raise user_error("Nothing painted yet: pick a class colour and paint a few strokes on the canvas.")
     if isinstance(value, dict):
         comp = value.get("composite")
         if comp is None:
             comp = value.get("background")
         if comp is None:
-            raise gr.Error("Nothing painted yet: pick a class colour and paint a few strokes on the canvas.")
+            raise user_error("Nothing painted yet: pick a class colour and paint a few strokes on the canvas.")
     else:
         comp = value
     comp = np.asarray(comp)
@@ -139,27 +165,27 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
 
     def generate(editor, steps, seed, guidance, method, show_steps):
         if not models:
-            raise gr.Error(f"No checkpoint found in {CHECKPOINTS}: reinstall the repository with its "
+            raise user_error(f"No checkpoint found in {CHECKPOINTS}: reinstall the repository with its "
                            "checkpoints/ folder (git lfs is not needed) or train one (README, 'Training').")
         synth = pool.get(method)
         try:
             ids = canvas_to_ids(editor_composite(editor), synth.classset, synth.image_size)
         except (LayoutError, PaletteError) as err:
-            raise gr.Error(str(err)) from err
+            raise user_error(str(err)) from err
         if (ids == synth.classset.unknown_id).all():
-            raise gr.Error("The canvas holds no class strokes (everything is 'unknown'): paint at least one "
+            raise user_error("The canvas holds no class strokes (everything is 'unknown'): paint at least one "
                            "stroke with a class colour.")
         try:
             steps, seed = int(steps), int(seed)
         except (TypeError, ValueError) as err:
-            raise gr.Error("Steps and seed must be whole numbers.") from err
+            raise user_error("Steps and seed must be whole numbers.") from err
         t0 = time.perf_counter()
         try:
             # a distilled student has its guidance built in and a GAN has none: the slider does not apply
             g = None if synth.distilled or synth.guidance_label is None else float(guidance)
             out = on_model_thread(synth, ids, steps=steps, seed=seed, guidance=g, return_trajectory=bool(show_steps))
         except ValueError as err:
-            raise gr.Error(str(err)) from err
+            raise user_error(str(err)) from err
         ms = 1000 * (time.perf_counter() - t0)
         image, traj = out if show_steps else (out, None)
         gallery = [(upscale(x0, 128), f"step {i + 1}, t={t:.2f}") for i, (t, x0) in enumerate(zip(traj.t, traj.x0))] if traj else []
@@ -179,19 +205,19 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
             return gr.update()
         img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if img is None:
-            raise gr.Error("Could not read the uploaded file as an image (PNG or JPEG label map expected).")
+            raise user_error("Could not read the uploaded file as an image (PNG or JPEG label map expected).")
         if max(img.shape[:2]) > MAX_UPLOAD_SIDE:
-            raise gr.Error(f"The upload is {img.shape[1]}x{img.shape[0]} pixels: at most {MAX_UPLOAD_SIDE} on a "
+            raise user_error(f"The upload is {img.shape[1]}x{img.shape[0]} pixels: at most {MAX_UPLOAD_SIDE} on a "
                            "side, please. Label maps only need the layout's resolution.")
         if img.dtype == np.uint16:
             img = np.round(img / 257.0).astype(np.uint8)
         if img.ndim == 2:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         rgb = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)
-        try:
-            ids = classset.colors_to_ids(rgb, source="uploaded label map")
+        try:  # the same tolerance as the canvas: blended edges snap, a photo is refused
+            ids = classset.colors_to_ids(rgb, source="uploaded label map", nearest=True)
         except PaletteError as err:
-            raise gr.Error(f"{err}. Upload a label map painted with exactly these colours (no JPEG artefacts).") from err
+            raise user_error(str(err)) from err
         return _as_editor_value(classset.ids_to_colors(resize_ids(ids, CANVAS)))
 
     def load_example(evt: gr.SelectData):
@@ -221,6 +247,7 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
                     brush=gr.Brush(colors=[hex_color(c) for c in classset.colors], default_color=hex_color(classset.colors[1]),
                                    color_mode="fixed", default_size=12),
                     eraser=gr.Eraser(default_size=16), height=420)
+                answer_unreadable_images(editor)
                 upload = gr.File(label="…or upload a colour label map (PNG in the palette)", file_types=["image"],
                                  type="filepath", elem_id="upload")
             with gr.Column(scale=3):
@@ -298,6 +325,7 @@ def main() -> None:
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     p.add_argument("--share", action="store_true", help="create a temporary public link (needs internet)")
     a = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     build_app().queue().launch(server_name=a.host, server_port=a.port, share=a.share, ssr_mode=False)
 
 

@@ -14,6 +14,12 @@ from pathlib import Path
 import numpy as np
 
 
+# Snapping a painted layout to the palette: a pixel farther than this (Euclidean, RGB 0-255) from every palette
+# colour is "off the palette"; up to this share of such pixels is what anti-aliased stroke edges produce.
+PALETTE_TOLERANCE = 40
+MAX_OFF_PALETTE_SHARE = 0.10
+
+
 class PaletteError(ValueError):
     """A colour image holds a colour that is not in the class set's palette."""
 
@@ -98,12 +104,15 @@ class ClassSet:
 
     # ---- conversions ------------------------------------------------------------------------
     def colors_to_ids(self, rgb: np.ndarray, *, allow_unknown: bool = True, source: str = "image",
-                      nearest: bool = False) -> np.ndarray:
+                      nearest: bool = False, valid: np.ndarray | None = None) -> np.ndarray:
         """``(H, W, 3)`` uint8 RGB -> ``(H, W)`` int64 ids.
 
         Exact matching by default: a colour outside the palette raises ``PaletteError`` naming
         ``source`` and the colour. ``nearest=True`` snaps every pixel to the closest palette colour
-        instead (for brush strokes whose edges a browser may have blended).
+        instead (for brush strokes whose edges a browser may have blended), as long as at most
+        ``MAX_OFF_PALETTE_SHARE`` of the pixels (among ``valid`` ones, a boolean (H, W) mask) lie farther than
+        ``PALETTE_TOLERANCE`` from every palette colour: more than that is a photo or noise, not a layout,
+        and raises ``PaletteError`` with the share and the palette.
         """
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -112,6 +121,16 @@ class ClassSet:
         pix = rgb.reshape(-1, 3).astype(np.int32)
         if nearest:
             d = ((pix[:, None, :] - pal[None, :, :].astype(np.int32)) ** 2).sum(-1)
+            off = d.min(1) > PALETTE_TOLERANCE ** 2
+            if valid is not None:
+                off &= np.asarray(valid).reshape(-1)
+            share = float(off.mean()) if off.size else 0.0
+            if share > MAX_OFF_PALETTE_SHARE:
+                raise PaletteError(
+                    f"{source}: {share:.0%} of its pixels are not within {PALETTE_TOLERANCE} of any palette colour "
+                    f"(blended stroke edges explain at most {MAX_OFF_PALETTE_SHARE:.0%}): this looks like a photo or "
+                    f"noise, not a layout. Paint or upload a label map in the {self.name} colours "
+                    f"{self.describe_palette(allow_unknown)}")
             return d.argmin(1).reshape(rgb.shape[:2]).astype(np.int64)
         code = (pix[:, 0] << 16) | (pix[:, 1] << 8) | pix[:, 2]
         pal_code = (pal[:, 0].astype(np.int64) << 16) | (pal[:, 1].astype(np.int64) << 8) | pal[:, 2]

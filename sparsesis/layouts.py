@@ -91,8 +91,8 @@ def downsample_ids(ids: np.ndarray, size: int, num_channels: int, min_cover: flo
 def canvas_to_ids(rgba: np.ndarray, classset: ClassSet, size: int, max_side: int = 4096) -> np.ndarray:
     """A painted canvas (``(H, W, 3|4)`` uint8; transparent or unknown-coloured = unlabelled) -> ``(size, size)`` ids.
 
-    Colours snap to the nearest palette entry (browsers may blend brush edges), then the map is
-    centre-cropped to a square and area-downsampled with ``downsample_ids``.
+    Colours snap to the nearest palette entry (browsers may blend brush edges; a canvas mostly off the palette,
+    a photo say, raises ``PaletteError``), then the map is centre-cropped to a square and area-downsampled with ``downsample_ids``.
     """
     a = np.asarray(rgba)
     if a.ndim != 3 or a.shape[2] not in (3, 4) or a.dtype != np.uint8:
@@ -101,7 +101,8 @@ def canvas_to_ids(rgba: np.ndarray, classset: ClassSet, size: int, max_side: int
         raise LayoutError(f"canvas is {a.shape[1]}x{a.shape[0]}: larger than {max_side}px on a side; "
                           "upload a smaller label map")
     rgb = a[..., :3]
-    ids = classset.colors_to_ids(rgb, nearest=True)
-    if a.shape[2] == 4:
-        ids[a[..., 3] < 128] = classset.unknown_id
+    opaque = a[..., 3] >= 128 if a.shape[2] == 4 else None
+    ids = classset.colors_to_ids(rgb, nearest=True, valid=opaque, source="canvas")
+    if opaque is not None:
+        ids[~opaque] = classset.unknown_id
     return downsample_ids(centre_square(ids), size, classset.num_channels)

@@ -9,6 +9,7 @@ from __future__ import annotations
 DIFFUSION_KIND = "sparsesis-diffusion"
 GAN_KIND = "sparsesis-gan"
 SEGMENTER_KIND = "sparsesis-segmenter"
+UPSAMPLER_KIND = "sparsesis-upsampler"
 GENERATOR_KINDS = (DIFFUSION_KIND, GAN_KIND)
 
 # Sampling defaults for a diffusion model whose config does not set them. Guidance 1.5 is the scale the

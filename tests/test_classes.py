@@ -62,3 +62,17 @@ def test_one_hot():
     oh = one_hot(ids, 10)
     assert oh.shape == (1, 10, 2, 2)
     assert oh.sum(1).eq(1).all() and oh[0, 9, 0, 1] == 1 and oh[0, 3, 1, 0] == 1
+
+
+def test_snapping_accepts_blended_edges_and_refuses_photos():
+    ids = np.full((40, 40), 1)
+    ids[:, 20:] = 6
+    rgb = LABELMEFACADE.ids_to_colors(ids)
+    blended = rgb.copy()
+    blended[:, 20] = (rgb[:, 19].astype(int) + rgb[:, 20]) // 2  # an anti-aliased stroke edge: 2.5% of pixels
+    assert (LABELMEFACADE.colors_to_ids(blended, nearest=True)[:, [0, 39]] == ids[:, [0, 39]]).all()
+    noise = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    with pytest.raises(PaletteError, match=r"\d+% of its pixels .* not a layout"):
+        LABELMEFACADE.colors_to_ids(noise, nearest=True)
+    # transparent pixels (valid=False) do not count
+    assert LABELMEFACADE.colors_to_ids(noise, nearest=True, valid=np.zeros((40, 40), bool)).shape == (40, 40)

@@ -112,14 +112,18 @@ def test_api_bad_input_gives_clear_message(server, tmp_path, case, message):
     assert client.predict(layout_png(tmp_path / "ok.png"), 2, 0, 1.0, "tiny", False, api_name="/generate")[0]
 
 
-def test_upload_rejects_off_palette_and_huge_images(server, tmp_path):
+def test_upload_snaps_stray_colours_and_rejects_photos_and_huge_images(server, tmp_path):
     client = Client(server, verbose=False)
-    bad = tmp_path / "bad.png"
+    stray = tmp_path / "stray.png"
     img = LABELMEFACADE.ids_to_colors(np.full((64, 64), 1))
-    img[3, 3] = (10, 200, 30)
-    cv2.imwrite(str(bad), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    with pytest.raises(Exception, match=r"RGB\(10, 200, 30\)"):
-        client.predict(handle_file(str(bad)), api_name="/load_label_map")
+    img[3, 3] = (10, 200, 30)  # one blended pixel: snapped, as the canvas does
+    cv2.imwrite(str(stray), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    out = client.predict(handle_file(str(stray)), api_name="/load_label_map")
+    assert read_rgb(out["composite"]).shape[:2] == (demo.CANVAS, demo.CANVAS)
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    with pytest.raises(Exception, match=r"\d+% of its pixels are not within .* palette colour.*building"):
+        client.predict(handle_file(str(photo)), api_name="/load_label_map")
     huge = tmp_path / "huge.png"
     cv2.imwrite(str(huge), np.zeros((10, 5000, 3), np.uint8))
     with pytest.raises(Exception, match="at most 4096"):
@@ -128,6 +132,28 @@ def test_upload_rejects_off_palette_and_huge_images(server, tmp_path):
     cv2.imwrite(str(good), cv2.cvtColor(LABELMEFACADE.ids_to_colors(np.full((100, 150), 6)), cv2.COLOR_RGB2BGR))
     out = client.predict(handle_file(str(good)), api_name="/load_label_map")
     assert read_rgb(out["composite"]).shape[:2] == (demo.CANVAS, demo.CANVAS)
+
+
+def test_noise_or_a_file_that_is_not_an_image_get_clear_one_line_errors(server, tmp_path, caplog, capfd):
+    import logging
+
+    client = Client(server, verbose=False)
+    noise = tmp_path / "noise.png"
+    cv2.imwrite(str(noise), np.random.default_rng(1).integers(0, 256, (256, 256, 3), dtype=np.uint8))
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image")
+    with caplog.at_level(logging.WARNING, logger="sparsesis.demo"):
+        with pytest.raises(Exception, match=r"\d+% of its pixels are not within"):
+            client.predict({"background": handle_file(str(noise)), "layers": [], "composite": handle_file(str(noise))},
+                           4, 0, 1.5, "tiny", False, api_name="/generate")
+        with pytest.raises(Exception, match="not a readable image"):
+            client.predict({"background": handle_file(str(text)), "layers": [], "composite": handle_file(str(text))},
+                           4, 0, 1.5, "tiny", False, api_name="/generate")
+        with pytest.raises(Exception, match="Could not read the uploaded file as an image"):
+            client.predict(handle_file(str(text)), api_name="/load_label_map")
+    lines = [r.getMessage() for r in caplog.records if r.name == "sparsesis.demo"]
+    assert sum("user error" in m for m in lines) == 3 and all("\n" not in m for m in lines)
+    assert "Traceback" not in capfd.readouterr().err  # no traceback per expected error
 
 
 def test_missing_checkpoint_message(tmp_path):

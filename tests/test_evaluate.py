@@ -173,3 +173,18 @@ def test_the_teacher_is_measured_at_the_scale_its_students_bake_in():
         students_guidance({4: at(4.0), 2: at(1.5)}, None)
     with pytest.raises(SystemExit, match="differs from the 4 the students bake in"):
         students_guidance({4: at(4.0)}, 1.5)
+
+
+@pytest.mark.slow
+def test_table_takes_the_image_size_from_the_model(toy_root, tmp_path):
+    """A 32 px model is evaluated on the held-out split at 32 px (not a hard-coded 64)."""
+    from sparsesis.train import TrainConfig, train
+
+    train(TrainConfig(run=str(tmp_path / "m"), data=str(toy_root), preset="tiny", image_size=32, batch_size=2,
+                      steps=1, sample_every=10 ** 9, threads=2))
+    out = tmp_path / "eval.json"
+    main(["table", "--data", str(toy_root), "--method", f"tiny={tmp_path / 'm' / 'export'}", "--method", "trivial",
+          "--kinds", "random_mask", "--mask-seeds", "1", "--steps", "2", "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert res["methods"]["tiny"]["random_mask"]["n"] == 4 and res["info"]["tiny"]["steps"] == 2
+    assert res["methods"]["trivial"]["random_mask"]["n"] == 4

@@ -1,0 +1,220 @@
+"""Train the layout-aware 4x upsampler (``sparsesis.upsampler``) on the training photos at 256 px.
+
+    python -m sparsesis.train_upsampler --run-dir runs/upsampler4x --threads 1 --minutes 120
+
+Each step takes random 128x128 crops of the 256-px training photos (random square crop, flip), makes the
+32x32 input the way the base model's images differ from clean downsampled photos (area-downsampled, then a
+random blur, Gaussian noise and a small colour shift; ``degrade``), and the layout at 128 under class-wise
+random masks (sometimes all UNKNOWN). Losses: L1 to the real crop, and after ``adv_from`` steps a hinge
+adversarial loss from a layout-conditioned patch discriminator plus its feature matching (pix2pixHD). No
+ImageNet network is used in any loss (the metric's network least of all). Batches are a pure function of
+(seed, step), so a resumed run continues exactly; ``<run>/export`` holds the EMA generator as a model folder,
+``<run>/snapshots/step_<n>`` one every ``--snapshot-every`` steps.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .checkpoint import STATE_FILE, save_model_dir
+from .classes import one_hot
+from .data import load_split
+from .masking import MaskConfig, class_wise_random
+from .schema import UPSAMPLER_KIND
+from .training import TrainingLoop, config_from_args, config_parser, load_state, save_state, set_threads
+from .unet import count_parameters
+from .upsampler import UpsamplerConfig, UpsamplerNet, area_down
+
+
+@dataclass(frozen=True)
+class UpsamplerTrainConfig:
+    run: str = "runs/upsampler4x"
+    data: str | None = None
+    size: int = 256  # the output size the photos are prepared at
+    patch: int = 128  # training crops (output side); inputs are patch / 4
+    channels: int = 64
+    blocks: int = 8
+    batch_size: int = 16
+    lr: float = 2e-4
+    lr_d: float = 2e-4
+    adv_from: int = 300  # L1 only before this step
+    adv_weight: float = 0.05
+    fm_weight: float = 1.0
+    ema_decay: float = 0.999
+    layout_drop: float = 0.2  # share of examples with an all-UNKNOWN layout
+    seed: int = 0
+    steps: int = 20_000
+    minutes: float | None = None
+    save_every: int = 100
+    snapshot_every: int = 500
+    threads: int | None = None
+
+
+def degrade(photo_small: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What the base model's 64-px images do that a clean downsampled photo does not: a little softness,
+    grain and colour error. ``(h, w, 3)`` uint8 -> same."""
+    x = photo_small.astype(np.float32)
+    sigma = rng.uniform(0.0, 0.8)
+    if sigma > 0.2:
+        x = cv2.GaussianBlur(x, (0, 0), sigma)
+    x = x * rng.uniform(0.92, 1.08, size=3) + rng.uniform(-8, 8, size=3)  # per-channel gain and offset
+    x = x + rng.normal(0.0, rng.uniform(0.0, 6.0), size=x.shape)
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def make_batch(pairs, step: int, cfg: UpsamplerTrainConfig, masker):
+    """-> (inputs (B, 3, p/4, p/4), targets (B, 3, p, p)) in [-1, 1], layouts (B, p, p) long. Pure in (seed, step)."""
+    unknown = pairs.classset.unknown_id
+    xs, ys, lays = [], [], []
+    for j in range(cfg.batch_size):
+        rng = np.random.default_rng([cfg.seed, step, j])
+        photo, label = pairs.augmented(int(rng.integers(len(pairs))), rng)
+        y0, x0 = rng.integers(0, pairs.size - cfg.patch + 1, size=2)
+        photo = photo[y0:y0 + cfg.patch, x0:x0 + cfg.patch]
+        label = label[y0:y0 + cfg.patch, x0:x0 + cfg.patch]
+        small = cv2.resize(photo, (cfg.patch // 4, cfg.patch // 4), interpolation=cv2.INTER_AREA)
+        xs.append(degrade(small, rng))
+        ys.append(photo)
+        lays.append(np.full_like(label, unknown) if rng.random() < cfg.layout_drop else masker(label, unknown, rng))
+    to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
+    return to_t(xs), to_t(ys), torch.from_numpy(np.stack(lays)).long()
+
+
+class PatchDiscriminator(nn.Module):
+    """A layout-conditioned PatchGAN on (image, one-hot layout); returns the features of every layer (the last
+    is the real/fake map) for feature matching."""
+
+    def __init__(self, label_channels: int, ch: int = 48, layers: int = 4):
+        super().__init__()
+        sn = nn.utils.spectral_norm
+        blocks, cin = [], 3 + label_channels
+        for i in range(layers):
+            cout = ch * min(2 ** i, 4)
+            blocks.append(nn.Sequential(sn(nn.Conv2d(cin, cout, 4, stride=2 if i < layers - 1 else 1, padding=1)),
+                                        nn.LeakyReLU(0.2, inplace=True)))
+            cin = cout
+        self.blocks = nn.ModuleList(blocks)
+        self.out = sn(nn.Conv2d(cin, 1, 3, padding=1))
+
+    def forward(self, image, layout):
+        feats, h = [], torch.cat([image, layout], 1)
+        for b in self.blocks:
+            h = b(h)
+            feats.append(h)
+        feats.append(self.out(h))
+        return feats
+
+
+def upsampler_config(net: UpsamplerNet, classset, record: dict, train: UpsamplerTrainConfig | None = None) -> dict:
+    cfg = {"kind": UPSAMPLER_KIND, "model": net.cfg.to_dict(), "classes": classset.to_dict(), "record": record}
+    if train is not None:
+        cfg["training"] = json.loads(json.dumps(asdict(train)))
+    return cfg
+
+
+def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
+    set_threads(cfg.threads)
+    run = Path(cfg.run)
+    run.mkdir(parents=True, exist_ok=True)
+    if cfg.patch % 8 or cfg.patch > cfg.size:
+        raise ValueError(f"patch must be a multiple of 8 and at most size ({cfg.size}), got {cfg.patch}")
+    pairs = load_split("train", cfg.size, cfg.data, progress=progress)
+    classset = pairs.classset
+    torch.manual_seed(cfg.seed)
+    net = UpsamplerNet(UpsamplerConfig(classset.num_channels, cfg.channels, cfg.blocks))
+    ema = copy.deepcopy(net).eval().requires_grad_(False)
+    disc = PatchDiscriminator(classset.num_channels)
+    opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
+    modules, optimizers = {"net": net, "ema": ema, "disc": disc}, {"opt_g": opt_g, "opt_d": opt_d}
+    step, record = 0, {"images_seen": 0, "train_seconds": 0.0, "device": "cpu", "parameters": count_parameters(net)}
+    if (run / STATE_FILE).is_file():
+        meta = load_state(run / STATE_FILE, modules, optimizers)
+        step, record = int(meta["step"]), json.loads(meta["record"])
+    mask_cfg = MaskConfig()
+    masker = lambda labels, unknown, rng: class_wise_random(labels, unknown, rng, mask_cfg)  # noqa: E731
+    loop = TrainingLoop(cfg.steps, step, "train upsampler", cfg.minutes, progress)
+
+    def export(folder: Path):
+        save_model_dir(folder, ema.state_dict(), upsampler_config(ema, classset, {**record, "step": loop.step}, cfg))
+
+    def save():
+        save_state(run / STATE_FILE, modules, optimizers, step=str(loop.step), record=record)
+        export(run / "export")
+
+    log = open(run / "log.jsonl", "a")
+    with loop:
+        try:
+            while loop.running():
+                t0 = time.time()
+                x, y, lay_ids = make_batch(pairs, loop.step, cfg, masker)
+                lay = one_hot(lay_ids, classset.num_channels)
+                fake = net(x, lay)
+                adversarial = loop.step >= cfg.adv_from
+                logs = {}
+                if adversarial:
+                    d_real, d_fake = disc(y, lay)[-1], disc(fake.detach(), lay)[-1]
+                    d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+                    opt_d.zero_grad(set_to_none=True)
+                    d_loss.backward()
+                    opt_d.step()
+                    logs["d"] = d_loss.item()
+                l1 = (fake - y).abs().mean()
+                g_loss = l1
+                if adversarial:
+                    f_fake = disc(fake, lay)
+                    with torch.no_grad():
+                        f_real = disc(y, lay)
+                    adv = -f_fake[-1].mean()
+                    fm = sum((a - b).abs().mean() for a, b in zip(f_fake[:-1], f_real[:-1])) / (len(f_fake) - 1)
+                    g_loss = g_loss + cfg.adv_weight * adv + cfg.fm_weight * fm
+                    logs.update(adv=adv.item(), fm=fm.item())
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
+                with torch.no_grad():
+                    d = min(cfg.ema_decay, (1 + loop.step) / (10 + loop.step))
+                    for e, p in zip(ema.parameters(), net.parameters()):
+                        e.lerp_(p, 1 - d)
+                logs["l1"] = l1.item()
+                # how far the output's 4x area-downsample is from the (degraded) input: it should add detail only
+                logs["consistency"] = (area_down(fake.detach()) - x).abs().mean().item()
+                record["images_seen"] += cfg.batch_size
+                record["train_seconds"] += time.time() - t0
+                step = loop.advance(**{k: f"{v:.3f}" for k, v in logs.items()})
+                if step % 10 == 0:
+                    log.write(json.dumps({"step": step, **logs, "time": time.time()}) + "\n")
+                    log.flush()
+                if step % cfg.save_every == 0:
+                    save()
+                if step % cfg.snapshot_every == 0:
+                    export(run / "snapshots" / f"step_{step:06d}")
+        finally:
+            save()
+            log.close()
+    return {**record, "step": loop.step}
+
+
+def main(argv=None) -> None:
+    from .data import DataError
+
+    p = config_parser(UpsamplerTrainConfig, "python -m sparsesis.train_upsampler", __doc__, names={"run": "--run-dir"})
+    cfg = config_from_args(UpsamplerTrainConfig, p.parse_args(argv))
+    try:
+        print(json.dumps(train_upsampler(cfg), indent=2))
+    except (DataError, ValueError) as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""A layout-aware 4x upsampler: the second stage of a cascade (Imagen, CDM, SR3; pix2pixHD's local enhancer).
+
+The 64x64 diffusion model decides the scene; this small network adds the detail up to 256x256. It sees the
+64x64 image and the layout at the output size (sparse, with its UNKNOWN label), so a painted window or road
+edge sharpens where it was drawn. The network predicts a residual over the bicubic upscale (ESRGAN-style
+residual blocks, two pixel-shuffle stages); the layout enters at every scale, area-pooled to it.
+
+    up = Upsampler.from_pretrained("checkpoints/upsampler4x")
+    big = up(image64, layout256)      # (64, 64, 3) uint8 + (256, 256) ids -> (256, 256, 3) uint8
+
+Training: ``sparsesis.train_upsampler``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .checkpoint import CheckpointError, load_model_dir
+from .classes import ClassSet, one_hot
+from .layouts import LayoutError, to_ids
+from .schema import UPSAMPLER_KIND
+
+
+@dataclass(frozen=True)
+class UpsamplerConfig:
+    label_channels: int = 10  # classes + UNKNOWN
+    channels: int = 48
+    blocks: int = 8
+    scale: int = 4  # two pixel-shuffle stages of 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+                                  nn.Conv2d(ch, ch, 3, padding=1))
+
+    def forward(self, x):
+        return x + 0.2 * self.body(x)  # residual scaling (ESRGAN) keeps a deep stack stable without norms
+
+
+class UpsamplerNet(nn.Module):
+    """``(B, 3, h, w)`` in [-1, 1] and a ``(B, K+1, 4h, 4w)`` one-hot layout -> ``(B, 3, 4h, 4w)`` in ~[-1, 1]."""
+
+    def __init__(self, cfg: UpsamplerConfig):
+        super().__init__()
+        if cfg.scale != 4:
+            raise ValueError(f"the upsampler is built for 4x, got scale {cfg.scale}")
+        self.cfg = cfg
+        ch, lc = cfg.channels, cfg.label_channels
+        self.head = nn.Conv2d(3 + lc, ch, 3, padding=1)
+        self.body = nn.Sequential(*[ResBlock(ch) for _ in range(cfg.blocks)], nn.Conv2d(ch, ch, 3, padding=1))
+        self.up1 = nn.Sequential(nn.Conv2d(ch, 4 * ch, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, inplace=True))
+        self.mix1 = nn.Sequential(nn.Conv2d(ch + lc, ch, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
+        half = ch // 2
+        self.up2 = nn.Sequential(nn.Conv2d(ch, 4 * half, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, inplace=True))
+        self.mix2 = nn.Sequential(nn.Conv2d(half + lc, half, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+                                  nn.Conv2d(half, 3, 3, padding=1))
+
+    def forward(self, x: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
+        # x: (B, 3, h, w); layout: (B, K+1, 4h, 4w)
+        f = self.head(torch.cat([x, F.avg_pool2d(layout, 4)], 1))
+        f = f + self.body(f)
+        f = self.mix1(torch.cat([self.up1(f), F.avg_pool2d(layout, 2)], 1))  # (B, ch, 2h, 2w)
+        detail = self.mix2(torch.cat([self.up2(f), layout], 1))  # (B, 3, 4h, 4w)
+        base = F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+        return base + detail
+
+
+def area_down(x: torch.Tensor, factor: int = 4) -> torch.Tensor:
+    """Area downsampling (the mean of each factor x factor cell), as the data pipeline downsamples photos."""
+    return F.avg_pool2d(x, factor)
+
+
+def bicubic_up(images: np.ndarray, factor: int = 4) -> np.ndarray:
+    """The baseline the upsampler is compared with: ``(B, h, w, 3)`` uint8 -> ``(B, 4h, 4w, 3)`` uint8."""
+    import cv2
+
+    images = np.asarray(images)
+    one = images.ndim == 3
+    batch = images[None] if one else images
+    h, w = batch.shape[1:3]
+    out = np.stack([cv2.resize(im, (w * factor, h * factor), interpolation=cv2.INTER_CUBIC) for im in batch])
+    return out[0] if one else out
+
+
+class Upsampler:
+    """A trained upsampler: ``up(images, layouts)`` -> images 4x larger (uint8)."""
+
+    def __init__(self, net: UpsamplerNet, classset: ClassSet, config: dict, device="cpu", precision: str = "fp32"):
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+        self.net = net.eval().requires_grad_(False).to(device)
+        self.classset, self.config, self.device, self.precision = classset, config, torch.device(device), precision
+
+    @property
+    def scale(self) -> int:
+        return self.net.cfg.scale
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "cpu", precision: str = "fp32") -> "Upsampler":
+        config, weights = load_model_dir(path)
+        if config.get("kind") != UPSAMPLER_KIND:
+            raise CheckpointError(f"{path} holds a {config.get('kind')!r} model, not a sparsesis upsampler")
+        try:
+            classset = ClassSet.from_dict(config["classes"])
+            net = UpsamplerNet(UpsamplerConfig(**config["model"]))
+            net.load_state_dict(weights)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise CheckpointError(f"{path}: config and weights do not fit together ({err})") from err
+        return cls(net, classset, config, device, precision)
+
+    def check_compatible(self, classset: ClassSet, source: str = "the generator") -> None:
+        """A clear error when this upsampler was trained for other classes than ``source``'s."""
+        if classset.to_dict() != self.classset.to_dict():
+            raise CheckpointError(f"the upsampler was trained for the class set {self.classset.name!r} "
+                                  f"({self.classset.num_classes} classes), {source} uses {classset.name!r} "
+                                  f"({classset.num_classes}); use an upsampler trained for the same classes")
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray, layouts=None) -> np.ndarray:
+        """``(h, w, 3)`` or ``(B, h, w, 3)`` uint8, layouts as ids/colour maps at ``4h`` (None: all unknown)."""
+        from .data import photo_to_tensor, tensor_to_photo
+
+        images = np.asarray(images)
+        one = images.ndim == 3
+        batch = images[None] if one else images
+        if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != np.uint8:
+            raise ValueError(f"images must be (h, w, 3) or (B, h, w, 3) uint8, got {images.shape} {images.dtype}")
+        b, h, w = batch.shape[:3]
+        out_size = (h * self.scale, w * self.scale)
+        if layouts is None:
+            ids = np.full((b,) + out_size, self.classset.unknown_id, np.int64)
+        else:
+            ids = to_ids(layouts, self.classset)
+            if ids.shape[-2:] != out_size or len(ids) != b:
+                raise LayoutError(f"the upsampler's layout must be {b} map(s) of {out_size[1]}x{out_size[0]} (the "
+                                  f"output size), got {ids.shape}")
+        x = photo_to_tensor(batch).to(self.device)
+        lay = one_hot(torch.from_numpy(ids).to(self.device), self.classset.num_channels)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            y = self.net(x, lay)
+        out = tensor_to_photo(y.float())
+        return out[0] if one else out

@@ -1,0 +1,135 @@
+"""One loader for every generator; the config schema's defaults; the training skeleton's shared parts."""
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from sparsesis import Synthesizer
+from sparsesis.checkpoint import CheckpointError, save_model_dir
+from sparsesis.classes import LABELMEFACADE
+from sparsesis.configs import preset
+from sparsesis.loader import GanSynthesizer, find_models, load
+from sparsesis.schema import DEFAULT_GUIDANCE, diffusion_config
+from sparsesis.training import TrainingLoop, config_from_args, config_parser
+from sparsesis.unet import UNet
+
+
+def diffusion_folder(folder, **extra):
+    torch.manual_seed(0)
+    cfg = preset("tiny", LABELMEFACADE.num_channels, 32)
+    return save_model_dir(folder, UNet(cfg).state_dict(), diffusion_config(cfg, LABELMEFACADE, **extra))
+
+
+def gan_folder(folder):
+    from sparsesis.baselines.models import build_method
+    from sparsesis.schema import gan_config
+
+    torch.manual_seed(0)
+    m = build_method("spade", LABELMEFACADE, 32, {"base_channels": 8, "disc_channels": 8, "z_dim": 16, "spade_hidden": 8})
+    return save_model_dir(folder, m.generator.state_dict(),
+                          gan_config(m, LABELMEFACADE, {"images_seen": 32, "train_seconds": 36.0, "parameters_g": 7}))
+
+
+def test_one_interface_for_diffusion_models_and_gans(tmp_path):
+    lay = np.full((32, 32), LABELMEFACADE.unknown_id)
+    lay[:10] = 6
+    diff, gan = load(diffusion_folder(tmp_path / "d")), load(gan_folder(tmp_path / "g"))
+    assert isinstance(diff, Synthesizer) and isinstance(gan, GanSynthesizer)
+    for m in (diff, gan):
+        one = m(lay, seed=3)
+        assert one.shape == (32, 32, 3) and one.dtype == np.uint8
+        batch = m(np.stack([lay, lay]), seed=3)
+        assert batch.shape == (2, 32, 32, 3) and np.array_equal(batch[0], one)  # image i uses seed + i
+        assert not np.array_equal(batch[0], batch[1])
+        assert m.image_size == 32 and m.classset.num_classes == 9
+        assert {"parameters", "images_seen", "train_hours"} <= set(m.info())
+    assert gan.info()["images_seen"] == 32 and gan.info()["train_hours"] == 0.01
+    assert gan.guidance_label is None and diff.guidance_label == DEFAULT_GUIDANCE
+    image, traj = gan(lay, return_trajectory=True)
+    assert traj is None and image.shape == (32, 32, 3)
+    with pytest.raises(ValueError, match="no guidance"):
+        gan(lay, guidance=2.0)
+
+
+def test_default_guidance_has_one_home(tmp_path):
+    folder = diffusion_folder(tmp_path / "d")
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["sampling"]["guidance"] == DEFAULT_GUIDANCE
+    del cfg["sampling"]  # a config without sampling defaults falls back to the same value
+    (folder / "config.json").write_text(json.dumps(cfg))
+    assert Synthesizer.from_pretrained(folder).default_guidance == DEFAULT_GUIDANCE
+
+
+def test_loader_errors_are_clear(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load(tmp_path / "missing")
+    seg = tmp_path / "seg"
+    seg.mkdir()
+    (seg / "config.json").write_text(json.dumps({"kind": "sparsesis-segmenter"}))
+    with pytest.raises(CheckpointError, match="not a generator"):
+        load(seg)
+    g = gan_folder(tmp_path / "g")
+    cfg = json.loads((g / "config.json").read_text())
+    cfg["model"]["base_channels"] = 16  # weights no longer fit
+    (g / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load(g)
+
+
+def test_find_models_orders_preferred_then_diffusion_then_gans(tmp_path):
+    gan_folder(tmp_path / "a_gan")
+    diffusion_folder(tmp_path / "b_teacher")
+    diffusion_folder(tmp_path / "c_student")
+    (tmp_path / "notes").mkdir()
+    assert list(find_models(tmp_path, preferred=("c_student",))) == ["c_student", "b_teacher", "a_gan"]
+
+
+def test_inference_code_imports_no_training_module():
+    import subprocess
+    import sys
+
+    code = ("import sys, sparsesis.loader, sparsesis.baselines.models, sparsesis.evaluate, sparsesis.upsampler; "
+            "bad = [m for m in sys.modules if m.startswith('sparsesis') and "
+            "m.split('.')[-1] in ('train', 'distill', 'training', 'train_upsampler')]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+@dataclass(frozen=True)
+class _Cfg:
+    run: str = "runs/x"
+    steps: int = 10
+    lr: float = 1e-3
+    guidance: float | None = None
+    counts: int | tuple[int, ...] = (1, 2)
+    masking: str = "classwise"
+    verbose: bool = False
+
+
+def test_config_flags_come_from_the_dataclass():
+    p = config_parser(_Cfg, "prog", names={"run": "--run-dir"}, choices={"masking": ["classwise", "none"]})
+    assert config_from_args(_Cfg, p.parse_args([])) == _Cfg()
+    cfg = config_from_args(_Cfg, p.parse_args(["--run-dir", "r", "--steps", "3", "--guidance", "4", "--counts", "5",
+                                               "--verbose"]))
+    assert cfg == _Cfg(run="r", steps=3, guidance=4.0, counts=(5,), verbose=True)
+    with pytest.raises(SystemExit):
+        p.parse_args(["--masking", "sometimes"])
+
+
+def test_training_loop_stops_at_total_deadline_or_signal():
+    import os
+    import signal
+
+    with TrainingLoop(5, step=2, progress=False) as loop:
+        while loop.running():
+            loop.advance()
+    assert loop.step == 5
+    with TrainingLoop(100, progress=False) as loop:
+        while loop.running():
+            if loop.advance() == 3:
+                os.kill(os.getpid(), signal.SIGTERM)  # handled: the loop ends, the process does not
+    assert loop.step == 3 and loop.stopped
+    with TrainingLoop(100, minutes=1e-9, progress=False) as loop:
+        assert not loop.running()
