@@ -139,11 +139,40 @@ class Step:
     x0: torch.Tensor  # the model's predicted clean image at this step, (B, C, H, W)
 
 
-def time_grid(steps: int) -> torch.Tensor:
-    """Uniform times 1 -> 0: (steps + 1,)."""
+def time_grid(steps: int, start: float = 1.0) -> torch.Tensor:
+    """Uniform times ``start`` -> 0: (steps + 1,). ``start < 1`` begins from a partly noised image (SDEdit)."""
     if int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    return torch.linspace(1.0, 0.0, int(steps) + 1)
+    if not 0.0 < start <= 1.0:
+        raise ValueError(f"start must be in (0, 1], got {start!r}")
+    return torch.linspace(float(start), 0.0, int(steps) + 1)
+
+
+@dataclass
+class Known:
+    """A region to keep (RePaint, Lugmayr et al. 2022): after every step the sampler holds ``z`` there to the kept
+    image noised to the step's time, so at t = 0 the region is exactly ``x``; the rest is generated to fit it.
+
+    ``x`` (B, C, H, W) the image to keep, ``mask`` (B, 1, H, W) 1 = keep / 0 = generate, ``noise`` (B, C, H, W)
+    the fixed noise that noises ``x``."""
+
+    x: torch.Tensor
+    mask: torch.Tensor
+    noise: torch.Tensor
+
+    def paste(self, z: torch.Tensor, s: float) -> torch.Tensor:
+        tt = torch.full((z.shape[0],), float(s), device=z.device)
+        held = self.x if s == 0.0 else q_sample(self.x, tt, self.noise)
+        return self.mask * held + (1 - self.mask) * z
+
+
+def renoise(z: torch.Tensor, s: float, t: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A draw of z_t given z_s (t > s): the forward process q(z_t | z_s), RePaint's "jump back"."""
+    a_t, s_t = (v.item() for v in alpha_sigma(logsnr_cosine(torch.tensor([t]))))
+    a_s, s_s = (v.item() for v in alpha_sigma(logsnr_cosine(torch.tensor([s]))))
+    a_ts = a_t / a_s
+    std = math.sqrt(max(s_t ** 2 - a_ts ** 2 * s_s ** 2, 0.0))
+    return a_ts * z + std * torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
 
 
 def _predict(model_fn: ModelFn, z: torch.Tensor, t: float, clip: bool):
@@ -157,45 +186,68 @@ def _predict(model_fn: ModelFn, z: torch.Tensor, t: float, clip: bool):
     return x0, eps
 
 
-@torch.no_grad()
-def sample_ddim(model_fn: ModelFn, noise: torch.Tensor, steps: int, clip: bool = True,
-                callback: Callable[[Step], None] | None = None) -> torch.Tensor:
-    """Deterministic DDIM (Song et al. 2021): z_s = alpha_s x0_hat + sigma_s eps_hat. Returns x0 at t = 0."""
-    ts = time_grid(steps).tolist()
+def _ddim_move(model_fn: ModelFn, z: torch.Tensor, t: float, s: float, clip: bool):
+    """One DDIM step t -> s: z_s = alpha_s x0_hat + sigma_s eps_hat (z_0 = x0_hat). -> (z_s, x0_hat)."""
+    x0, _ = _predict(model_fn, z, t, clip)
+    if s == 0.0:
+        return x0, x0
+    full = lambda v: torch.full((z.shape[0],), float(v), device=z.device)  # noqa: E731
+    return ddim_step(z, x0, full(t), full(s)), x0
+
+
+def _ddpm_move(model_fn: ModelFn, z: torch.Tensor, t: float, s: float, clip: bool, generator=None):
+    """One ancestral step t -> s from the posterior q(z_s | z_t, x0_hat). -> (z_s, x0_hat)."""
+    x0, _ = _predict(model_fn, z, t, clip)
+    if s == 0.0:
+        return x0, x0
+    a_t, s_t = (v.item() for v in alpha_sigma(logsnr_cosine(torch.tensor([t]))))
+    a_s, s_s = (v.item() for v in alpha_sigma(logsnr_cosine(torch.tensor([s]))))
+    a_ts = a_t / a_s
+    var_ts = s_t ** 2 - a_ts ** 2 * s_s ** 2
+    mean = (a_ts * s_s ** 2 / s_t ** 2) * z + (a_s * var_ts / s_t ** 2) * x0
+    std = math.sqrt(max(var_ts * s_s ** 2 / s_t ** 2, 0.0))
+    return mean + std * torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype), x0
+
+
+def _run(move, noise: torch.Tensor, steps: int, callback, known: Known | None, resample: int, start: float,
+         generator: torch.Generator | None) -> torch.Tensor:
+    """The loop every sampler shares: ``move(z, t, s) -> (z_s, x0_hat)`` per step; with ``known``, the kept region
+    is pasted after every move and each step is redone ``resample`` more times after jumping back to t (RePaint),
+    so the generated part can settle against the kept one."""
+    ts = time_grid(steps, start).tolist()
     z = noise.float()
-    x0 = z
     for i, (t, s) in enumerate(zip(ts[:-1], ts[1:])):
-        x0, eps = _predict(model_fn, z, t, clip)
-        a_s, s_s = alpha_sigma(logsnr_cosine(torch.tensor([s])))
-        z = x0 if s == 0.0 else a_s.item() * x0 + s_s.item() * eps
+        for r in range(1 + (resample if known is not None and s > 0.0 else 0)):
+            if r:
+                z = renoise(z_s, s, t, generator)
+            z_s, x0 = move(z, t, s)
+            if known is not None:
+                z_s = known.paste(z_s, s)
+        z = z_s
         if callback is not None:
             callback(Step(i, t, z, x0))
-    return x0
+    return z
+
+
+@torch.no_grad()
+def sample_ddim(model_fn: ModelFn, noise: torch.Tensor, steps: int, clip: bool = True,
+                callback: Callable[[Step], None] | None = None, known: Known | None = None, resample: int = 0,
+                start: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Deterministic DDIM (Song et al. 2021) from ``noise`` = z at time ``start``. Returns the image at t = 0.
+
+    ``known`` keeps a region (RePaint); ``resample`` jumps back that many times per step (fresh noise from
+    ``generator``). ``start < 1`` with ``noise`` a noised image is SDEdit (Meng et al. 2022)."""
+    return _run(lambda z, t, s: _ddim_move(model_fn, z, t, s, clip), noise, steps, callback, known, resample, start,
+                generator)
 
 
 @torch.no_grad()
 def sample_ddpm(model_fn: ModelFn, noise: torch.Tensor, steps: int, generator: torch.Generator | None = None,
-                clip: bool = True, callback: Callable[[Step], None] | None = None) -> torch.Tensor:
+                clip: bool = True, callback: Callable[[Step], None] | None = None, known: Known | None = None,
+                resample: int = 0, start: float = 1.0) -> torch.Tensor:
     """Ancestral sampling from the posterior q(z_s | z_t, x0_hat) (Ho et al. 2020, in continuous time)."""
-    ts = time_grid(steps).tolist()
-    z = noise.float()
-    x0 = z
-    for i, (t, s) in enumerate(zip(ts[:-1], ts[1:])):
-        x0, _ = _predict(model_fn, z, t, clip)
-        if s == 0.0:
-            z = x0
-        else:
-            a_t, s_t = (v.item() for v in alpha_sigma(logsnr_cosine(torch.tensor([t]))))
-            a_s, s_s = (v.item() for v in alpha_sigma(logsnr_cosine(torch.tensor([s]))))
-            a_ts = a_t / a_s
-            var_ts = s_t ** 2 - a_ts ** 2 * s_s ** 2
-            mean = (a_ts * s_s ** 2 / s_t ** 2) * z + (a_s * var_ts / s_t ** 2) * x0
-            std = math.sqrt(max(var_ts * s_s ** 2 / s_t ** 2, 0.0))
-            fresh = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-            z = mean + std * fresh
-        if callback is not None:
-            callback(Step(i, t, z, x0))
-    return x0
+    return _run(lambda z, t, s: _ddpm_move(model_fn, z, t, s, clip, generator), noise, steps, callback, known,
+                resample, start, generator)
 
 
 SAMPLERS = {"ddim": sample_ddim, "ddpm": sample_ddpm}

@@ -15,7 +15,7 @@ import torch
 
 from .checkpoint import CheckpointError, load_model_dir
 from .classes import ClassSet, one_hot
-from .diffusion import SAMPLERS, Step, guided
+from .diffusion import SAMPLERS, Known, Step, guided, q_sample
 from .layouts import to_ids
 from .schema import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DIFFUSION_KIND
 from .unet import UNet, UNetConfig, count_parameters
@@ -74,11 +74,18 @@ class Synthesizer:
     @torch.no_grad()
     def __call__(self, layout, steps: int | None = None, seed: int = 0, guidance: float | None = None,
                  sampler: str | None = None, callback: Callable[[Step], None] | None = None,
-                 return_trajectory: bool = False, snap_colors: bool = False):
+                 return_trajectory: bool = False, snap_colors: bool = False, init=None, strength: float = 1.0,
+                 keep=None, region=None, resample: int = 1):
         """Generate RGB uint8 images: ``(H, W, 3)`` for one layout, ``(B, H, W, 3)`` for a batch.
 
         Image ``i`` of a batch uses seed ``seed + i``, so it does not depend on the batch size.
         With ``return_trajectory`` also returns a ``Trajectory`` of every step.
+
+        ``init`` (an image, uint8, at the model's size) with ``strength`` in [0, 1]: start from ``init`` noised to
+        time ``strength`` (SDEdit): 0 returns ``init``, 1 is plain generation; between, the look of ``init``
+        under the layout. ``keep`` (an image) with ``region`` (bool (H, W), True = generate anew; any multiple
+        of the model's size): only the region is generated, the rest of ``keep`` stays exactly (RePaint,
+        ``resample`` jumps back per step to settle the seam). See also ``reroll`` and ``edit``.
         """
         single = _is_single(layout)
         ids = self.layout_ids(layout, snap_colors)
@@ -89,9 +96,27 @@ class Synthesizer:
         sampler = sampler or self.default_sampler
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+        strength = float(strength)
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
         b, s = ids.shape[0], self.image_size
         noise = torch.stack([torch.randn(3, s, s, generator=torch.Generator().manual_seed(int(seed) + i))
                              for i in range(b)]).to(self.device)
+        start, n_steps = 1.0, int(steps)
+        if init is not None and strength < 1.0:
+            x_init = self._images_in(init, b, "init")
+            if strength == 0.0:
+                images = _to_uint8(x_init)
+                images = images[0] if single else images
+                return (images, Trajectory([], [], [])) if return_trajectory else images
+            start, n_steps = strength, max(1, int(np.ceil(steps * strength)))
+            noise = q_sample(x_init, torch.full((b,), strength, device=self.device), noise)
+        known = None
+        if keep is not None or region is not None:
+            if keep is None or region is None:
+                raise ValueError("keep (the image to keep) and region (where to generate anew) go together")
+            mask = torch.from_numpy(~self._region_in(region, b)).to(self.device, torch.float32)[:, None]
+            known = Known(self._images_in(keep, b, "keep"), mask, noise)
         lay = torch.from_numpy(ids).to(self.device)
         cond = one_hot(lay, self.classset.num_channels).contiguous(memory_format=torch.channels_last)
         net = self._network()
@@ -112,14 +137,56 @@ class Synthesizer:
             if callback is not None:
                 callback(st)
 
-        kwargs = {"generator": torch.Generator().manual_seed(int(seed) + 7919)} if sampler == "ddpm" else {}
-        x = SAMPLERS[sampler](model_fn, noise, int(steps), callback=report, **kwargs)
+        # the jumps back (RePaint) and DDPM draw fresh noise from their own seeded stream
+        gen = torch.Generator().manual_seed(int(seed) + 7919)
+        x = SAMPLERS[sampler](model_fn, noise, n_steps, callback=report, generator=gen, known=known,
+                              resample=int(resample) if known is not None else 0, start=start)
         images = _to_uint8(x)
         if single:
             images = images[0]
             if traj is not None:
                 traj = Trajectory(traj.t, [z[0] for z in traj.z], [x0[0] for x0 in traj.x0])
         return (images, traj) if return_trajectory else images
+
+    def reroll(self, layout, image, region, seed: int = 0, **kwargs):
+        """Generate ``region`` (bool (H, W), True = anew) of ``image`` again under ``seed``, keeping the rest exactly."""
+        return self(layout, seed=seed, keep=image, region=region, **kwargs)
+
+    def edit(self, layout, previous_image, previous_layout, seed: int = 0, radius: int | None = None, **kwargs):
+        """Keep the rest: regenerate only a neighbourhood (``radius`` pixels at the model's size; default 1/8 of
+        it) of the layout pixels that changed since ``previous_layout``; ``previous_image`` elsewhere."""
+        from .editing import changed_region
+
+        ids, prev = self.layout_ids(layout), self.layout_ids(previous_layout)
+        region = changed_region(prev, ids, self.image_size // 8 if radius is None else radius)
+        if not region.any():
+            return np.asarray(previous_image).copy()
+        return self.reroll(layout, previous_image, region if ids.shape[0] > 1 else region[0], seed, **kwargs)
+
+    def _images_in(self, images, b: int, name: str) -> torch.Tensor:
+        """uint8 ``(H, W, 3)`` or ``(b, H, W, 3)`` at the model's size -> ``(b, 3, H, W)`` in [-1, 1]."""
+        a = np.asarray(images)
+        a = a[None] if a.ndim == 3 else a
+        s = self.image_size
+        if a.ndim != 4 or a.shape[1:] != (s, s, 3) or a.dtype != np.uint8:
+            raise ValueError(f"{name} must be a ({s}, {s}, 3) uint8 image (or a batch of {b}) at the model's size, "
+                             f"got {np.asarray(images).shape} {np.asarray(images).dtype}; resize it first")
+        if len(a) not in (1, b):
+            raise ValueError(f"{name} holds {len(a)} images for {b} layouts")
+        x = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        return x.expand(b, -1, -1, -1).to(self.device)
+
+    def _region_in(self, region, b: int) -> np.ndarray:
+        """A bool region ``(H, W)`` / ``(b, H, W)`` at a multiple of the model's size -> ``(b, S, S)`` at it (a
+        model pixel is in the region when any of its cell is)."""
+        r = np.asarray(region).astype(bool)
+        r = r[None] if r.ndim == 2 else r
+        s = self.image_size
+        if r.ndim != 3 or r.shape[1] != r.shape[2] or r.shape[1] % s or len(r) not in (1, b):
+            raise ValueError(f"region must be a square bool mask at {s}x{s} (or a multiple), got {np.asarray(region).shape}")
+        f = r.shape[1] // s
+        r = r.reshape(len(r), s, f, s, f).any(axis=(2, 4))
+        return np.broadcast_to(r, (b, s, s)).copy()
 
     def _guidance(self, guidance) -> float:
         if guidance is not None:
