@@ -325,7 +325,13 @@ def main(argv=None) -> None:
     ds.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
     ds.add_argument("--other-guidance", type=float, nargs="*", default=[],
                     help="extra plain-DDIM rows at each student's step count under these guidance scales")
-    for q in (g, t, sp, ds):
+    up = sub.add_parser("upsampler", help="bicubic vs the learned upsampler at 256: patch FD, FD, KID, mIoU, latency "
+                                          "-> results/upsampler.json")
+    up.add_argument("--upsampler", required=True, help="upsampler model folder")
+    up.add_argument("--generator", default="checkpoints/ours64-student4", help="the 64 px model whose images are upscaled")
+    up.add_argument("--size", type=int, default=256, help="output size")
+    up.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
+    for q in (g, t, sp, ds, up):
         q.add_argument("--data", default=None)
         q.add_argument("--steps", type=int, default=None, help="sampling steps (default: the checkpoint's)")
         q.add_argument("--guidance", type=float, default=None)
@@ -392,6 +398,17 @@ def main(argv=None) -> None:
                                       a.ddim_steps, eval_pairs, net, a.limit, a.seed, a.repeats, dist,
                                       guidance=guidance, other_guidance=a.other_guidance)
             out["students_from"] = sources
+        elif a.cmd == "upsampler":
+            from .evaluate_upsampler import upsampler_report
+            from .loader import load
+            from .upsampler import Upsampler
+
+            upsampler = Upsampler.from_pretrained(a.upsampler, device=device, precision="bf16")
+            generator = load(a.generator, device=device, precision="bf16")
+            out = upsampler_report(upsampler, generator, load_split("eval", a.size, a.data),
+                                   load_split("train", a.size, a.data), net, seg, generator.image_size,
+                                   seed=a.seed, limit=a.limit, repeats=a.repeats)
+            out["metric"] = net.metric
         elif a.cmd == "sparsity":
             gens, eval_pairs = compared_methods(a, device)
             out = sparsity_curves(gens, eval_pairs, a.shares, a.strokes, a.robustness, a.mask_seeds, net, a.limit,

@@ -1,0 +1,133 @@
+"""The cascade users see: a generator at 64x64 decides the scene, the 4x upsampler adds the detail up to 256x256.
+
+    from sparsesis.pipeline import Pipeline
+    pipe = Pipeline.from_pretrained("checkpoints/ours64-student4")   # finds checkpoints/upsampler4x beside it
+    photo = pipe(layout256, seed=0)                                    # (256, 256, 3) uint8
+    small = pipe(layout256, seed=0, upscale=None)                      # the generator's own 64x64 image
+    again = pipe.reroll(layout256, photo, region256, seed=1)           # a new draw inside the region only
+
+Layouts may come at the output size (256, as painted; area-downsampled for the generator, kept whole for the
+upsampler) or at the generator's size (nearest-upscaled for the upsampler). ``upscale`` is ``"learned"``
+(the default when an upsampler is there), ``"bicubic"`` or None. Same seed, same image.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .layouts import LayoutError, downsample_ids, to_ids
+from .loader import load
+from .upsampler import Upsampler, bicubic_up
+
+UPSAMPLER_DIR = "upsampler4x"  # the upsampler's folder name beside the generators in checkpoints/
+FOOTPRINT = 8  # pixels at the output size that a change at the generator's size can reach through the upsampler
+
+
+class Pipeline:
+    def __init__(self, generator, upsampler: Upsampler | None = None):
+        if upsampler is not None:
+            upsampler.check_compatible(generator.classset)
+        self.generator, self.upsampler = generator, upsampler
+        self.classset = generator.classset
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, upsampler: str | Path | None = "auto", device: str = "cpu",
+                        precision: str = "bf16") -> "Pipeline":
+        """``upsampler="auto"`` takes ``upsampler4x`` beside the model folder when it is there; a path loads that
+        one (a clear error when it is missing or broken); None: no learned upsampler (bicubic only)."""
+        generator = load(path, device=device, precision=precision)
+        if upsampler == "auto":
+            beside = Path(path).parent / UPSAMPLER_DIR
+            upsampler = beside if (beside / "config.json").is_file() else None
+        up = Upsampler.from_pretrained(upsampler, device=device, precision=precision) if upsampler else None
+        return cls(generator, up)
+
+    @property
+    def base_size(self) -> int:
+        return self.generator.image_size
+
+    @property
+    def output_size(self) -> int:
+        return self.base_size * 4
+
+    def default_upscale(self) -> str:
+        return "learned" if self.upsampler is not None else "bicubic"
+
+    def layouts(self, layout) -> tuple[np.ndarray, np.ndarray, bool]:
+        """-> (ids at the generator's size (B, s, s), ids at the output size (B, 4s, 4s), one layout?)."""
+        from .synthesizer import _is_single
+
+        single = _is_single(layout)
+        ids = to_ids(layout, self.classset)
+        s, big = self.base_size, self.output_size
+        if ids.shape[-2:] == (big, big):
+            small = np.stack([downsample_ids(i, s, self.classset.num_channels) for i in ids])
+            return small, ids, single
+        if ids.shape[-2:] == (s, s):
+            large = np.stack([cv2.resize(i.astype(np.int32), (big, big), interpolation=cv2.INTER_NEAREST) for i in ids])
+            return ids, large.astype(np.int64), single
+        raise LayoutError(f"layout is {ids.shape[-1]}x{ids.shape[-2]}: this pipeline takes {big}x{big} (its output "
+                          f"size) or {s}x{s} (its generator's)")
+
+    def upscale(self, images: np.ndarray, large_ids: np.ndarray, how: str | None) -> np.ndarray:
+        if how is None:
+            return images
+        if how == "bicubic":
+            return bicubic_up(images)
+        if how == "learned":
+            if self.upsampler is None:
+                raise ValueError("no learned upsampler is loaded: pass upscale='bicubic' or None, or load one "
+                                 f"(Pipeline.from_pretrained(..., upsampler='checkpoints/{UPSAMPLER_DIR}'))")
+            return self.upsampler(images, large_ids)
+        raise ValueError(f"upscale must be 'learned', 'bicubic' or None, got {how!r}")
+
+    def __call__(self, layout, seed: int = 0, upscale: str | None = "default", **kwargs) -> np.ndarray:
+        """Images at the output size (``upscale=None``: at the generator's). ``kwargs`` go to the generator
+        (steps, guidance, init at the generator's size, strength, ...)."""
+        small_ids, large_ids, single = self.layouts(layout)
+        how = self.default_upscale() if upscale == "default" else upscale
+        images = self.generator(small_ids, seed=seed, **kwargs)
+        out = self.upscale(images, large_ids, how)
+        return out[0] if single else out
+
+    def reroll(self, layout, image: np.ndarray, region: np.ndarray, seed: int = 0, upscale: str | None = "default",
+               **kwargs) -> np.ndarray:
+        """Generate ``region`` (bool at the output size, True = anew) of ``image`` (an output of this pipeline)
+        again under ``seed``; pixels farther than ``FOOTPRINT`` from the region stay exactly as they were."""
+        if not hasattr(self.generator, "reroll"):
+            raise ValueError("regional reroll needs a diffusion model; a GAN has no sampler to hold a region in")
+        how = self.default_upscale() if upscale == "default" else upscale
+        small_ids, large_ids, single = self.layouts(layout)
+        image, region = np.asarray(image), np.asarray(region).astype(bool)
+        if not single or image.ndim != 3 or region.ndim != 2:
+            raise ValueError(f"reroll takes one layout, one image (H, W, 3) and one region (H, W); got "
+                             f"{image.shape} and {region.shape}")
+        size = self.base_size if how is None else self.output_size
+        if image.shape != (size, size, 3):
+            raise ValueError(f"the image to keep must be {size}x{size} (what this pipeline made), got {image.shape}")
+        base = image if how is None else cv2.resize(image, (self.base_size,) * 2, interpolation=cv2.INTER_AREA)
+        new_base = self.generator.reroll(small_ids[0], base, region, seed, **kwargs)
+        if how is None:
+            return new_base
+        out = self.upscale(new_base[None], large_ids, how)[0]
+        # farther than the upsampler's footprint from the region, the old pixels stay exactly
+        small_region = self.generator._region_in(region, 1)[0].astype(np.uint8)
+        grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * FOOTPRINT + 1, 2 * FOOTPRINT + 1))
+        near = cv2.dilate(cv2.resize(small_region, (size, size), interpolation=cv2.INTER_NEAREST), grow) > 0
+        return np.where(near[..., None], out, image)
+
+    def edit(self, layout, image: np.ndarray, previous_layout, seed: int = 0, radius: int | None = None,
+             **kwargs) -> np.ndarray:
+        """Keep the rest: regenerate only near the strokes that changed since ``previous_layout`` (``radius`` in
+        pixels at the output size; default 1/8 of it)."""
+        from .editing import changed_region
+
+        new_ids, _, _ = self.layouts(layout)
+        old_ids, _, _ = self.layouts(previous_layout)
+        r = self.base_size // 8 if radius is None else max(1, round(radius * self.base_size / image.shape[0]))
+        region = changed_region(old_ids[0], new_ids[0], r)
+        if not region.any():
+            return np.asarray(image).copy()
+        return self.reroll(layout, image, region, seed, **kwargs)
