@@ -3,13 +3,16 @@
     python demo.py                 # http://127.0.0.1:7860, offline, on the shipped checkpoint
     python demo.py --share         # a temporary public link through Gradio's share service
 
-The app uses only the public ``sparsesis`` API. Generation is exposed as the named endpoint
-``/generate`` for ``gradio_client``.
+The app uses only the public ``sparsesis`` API. Named endpoints for ``gradio_client``: ``/generate`` (layout,
+steps, seed, guidance, model, show steps, upscaler, samples, reference photo, strength, keep the rest) ->
+the 256x256 photo first; ``/reroll_region`` (the result with the region painted over it, the layout, ...);
+``/layout_from_photo`` (a photo -> the canvas); ``/load_label_map`` (a colour label map -> the canvas).
 """
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import logging
 import os
 import random
@@ -24,15 +27,18 @@ import numpy as np  # noqa: E402
 
 from sparsesis.checkpoint import CheckpointError  # noqa: E402
 from sparsesis.classes import ClassSet, PaletteError  # noqa: E402
-from sparsesis.layouts import LayoutError, canvas_to_ids, resize_ids  # noqa: E402
+from sparsesis.editing import layout_from_photo  # noqa: E402
+from sparsesis.layouts import LayoutError, canvas_to_ids, centre_square, resize_ids  # noqa: E402
 from sparsesis.loader import find_models, load  # noqa: E402
+from sparsesis.pipeline import UPSAMPLER_DIR, Pipeline  # noqa: E402
+from sparsesis.upsampler import Upsampler  # noqa: E402
 from sparsesis.schema import DEFAULT_GUIDANCE  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CHECKPOINTS = Path(os.environ.get("SPARSESIS_CHECKPOINTS", HERE / "checkpoints"))
 EXAMPLES = HERE / "examples"
 CANVAS = 256  # the painting surface; layouts are area-downsampled to the model's size
-DISPLAY = 256  # generated images are shown upscaled to this size
+DISPLAY = 256  # generated images are shown at this size (the 4x upsampler's output for a 64 px model)
 MAX_UPLOAD_SIDE = 4096
 # default model first: the distilled student when it exists; GAN baselines after ours
 PREFERRED = ("ours64-student4", "ours64")
@@ -83,26 +89,48 @@ def load_model(folder: Path):
 
 
 class ModelPool:
-    """Loads each checkpoint once, on first use."""
+    """Loads each checkpoint once, on first use, as a ``Pipeline`` (the generator plus the shared upsampler)."""
 
-    def __init__(self, models: dict[str, Path]):
-        self.models = models
+    def __init__(self, models: dict[str, Path], upsampler=None):
+        self.models, self.upsampler = models, upsampler
         self.loaded: dict = {}
 
-    def get(self, name: str):
+    def get(self, name: str) -> Pipeline:
         if name not in self.models:
             raise user_error(f"No model named {name!r}. Available: {', '.join(self.models) or 'none'}. "
-                           f"Put checkpoints in {CHECKPOINTS}.")
+                             f"Put checkpoints in {CHECKPOINTS}.")
         if name not in self.loaded:
             try:
                 model = on_model_thread(load_model, self.models[name])
+                up = self.upsampler if self.upsampler is not None and self.upsampler.classset == model.classset else None
+                pipe = Pipeline(model, up)
             except CheckpointError as err:
                 raise user_error(f"Could not load model {name!r}: {err}") from err
             # one throw-away step, so that the first click does not pay for building the CPU kernels
             blank = np.full((model.image_size, model.image_size), model.classset.unknown_id)
             on_model_thread(model, blank, steps=1)
-            self.loaded[name] = model
+            self.loaded[name] = pipe
         return self.loaded[name]
+
+
+def load_upsampler(folder: Path | None):
+    """The shared learned upsampler, or None (bicubic only) when it is missing; a broken one is logged."""
+    if folder is None or not (Path(folder) / "config.json").is_file():
+        return None
+    try:
+        return Upsampler.from_pretrained(folder, precision="bf16")
+    except CheckpointError as err:
+        log.warning("learned upsampler unavailable, bicubic only: %s", err)
+        return None
+
+
+def load_segmenter(folder: Path):
+    from sparsesis.segmenter import Segmenter
+
+    try:
+        return Segmenter.from_pretrained(folder)
+    except (CheckpointError, ValueError) as err:
+        raise user_error(f"Photo to layout needs the segmenter checkpoint ({err}).") from err
 
 
 def legend_html(classset: ClassSet) -> str:
@@ -141,64 +169,191 @@ def editor_composite(value) -> np.ndarray:
 
 
 def upscale(img: np.ndarray, size: int = DISPLAY) -> np.ndarray:
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC)
+    return img if img.shape[0] == size else cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
-def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
+def region_from_marks(value) -> tuple[np.ndarray, np.ndarray]:
+    """The reroll editor's value -> (the image to keep (H, W, 3), the marked region (H, W) bool).
+
+    The image is the editor's background (the last result); the region is wherever the user painted on it: a
+    layer's opaque pixels, or (through the API) the pixels where the composite differs from the background."""
+    if not isinstance(value, dict) or value.get("background") is None:
+        raise user_error("Generate a picture first, then mark the region to reroll on it.")
+    bg = np.asarray(value["background"])
+    region = np.zeros(bg.shape[:2], bool)
+    for layer in value.get("layers") or []:
+        layer = np.asarray(layer)
+        if layer.shape[:2] == region.shape and layer.ndim == 3 and layer.shape[2] == 4:
+            region |= layer[..., 3] > 0
+    comp = value.get("composite")
+    if comp is not None and np.asarray(comp).shape[:2] == region.shape:
+        region |= (np.abs(np.asarray(comp)[..., :3].astype(int) - bg[..., :3]).sum(-1) > 30)
+    if not region.any():
+        raise user_error("No region marked: paint over the part of the picture to draw again.")
+    return bg[..., :3].astype(np.uint8), region
+
+
+UPSCALE_CHOICES = {"learned upsampler": "learned", "bicubic": "bicubic"}
+
+
+def build_app(models: dict[str, Path] | None = None, upsampler: Path | None = CHECKPOINTS / UPSAMPLER_DIR,
+              segmenter: Path = CHECKPOINTS / "seg64") -> gr.Blocks:
     models = discover_models() if models is None else models
-    pool = ModelPool(models)
+    pool = ModelPool(models, load_upsampler(upsampler))
     default = next(iter(models), None)
     classset = None
     default_steps, default_guidance = 20, DEFAULT_GUIDANCE
     load_error, default_distilled = None, False
     if default is not None:
         try:
-            s = pool.get(default)
-            classset = s.classset
-            default_steps, default_guidance = min(s.default_steps, 20), s.guidance_label or DEFAULT_GUIDANCE
-            default_distilled = bool(s.distilled)
+            g = pool.get(default).generator
+            classset = g.classset
+            default_steps, default_guidance = min(g.default_steps, 20), g.guidance_label or DEFAULT_GUIDANCE
+            default_distilled = bool(g.distilled)
         except gr.Error as err:
             load_error = str(err)
     if classset is None:
         from sparsesis.classes import LABELMEFACADE as classset  # palette for the canvas; generation will explain
     examples = sorted(EXAMPLES.glob("*_sketch.png")) if EXAMPLES.is_dir() else []
+    has_upsampler = pool.upsampler is not None
+    seg_note = ""
+    seg_json = HERE / "results" / "segmenter.json"
+    if seg_json.is_file():
+        seg_note = f" (mIoU {json.loads(seg_json.read_text())['real_held_out']['miou']:.2f} on real held-out photos)"
 
-    def generate(editor, steps, seed, guidance, method, show_steps):
-        if not models:
-            raise user_error(f"No checkpoint found in {CHECKPOINTS}: reinstall the repository with its "
-                           "checkpoints/ folder (git lfs is not needed) or train one (README, 'Training').")
-        synth = pool.get(method)
+    def read_layout(editor, pipe: Pipeline) -> np.ndarray:
+        """The canvas as ids at the pipeline's output size, with the demo's own errors."""
         try:
-            ids = canvas_to_ids(editor_composite(editor), synth.classset, synth.image_size)
+            ids = canvas_to_ids(editor_composite(editor), pipe.classset, pipe.output_size)
         except (LayoutError, PaletteError) as err:
             raise user_error(str(err)) from err
-        if (ids == synth.classset.unknown_id).all():
+        if (ids == pipe.classset.unknown_id).all():
             raise user_error("The canvas holds no class strokes (everything is 'unknown'): paint at least one "
-                           "stroke with a class colour.")
+                             "stroke with a class colour.")
+        return ids
+
+    def settings(pipe: Pipeline, steps, seed, guidance, upscale_choice):
         try:
             steps, seed = int(steps), int(seed)
         except (TypeError, ValueError) as err:
             raise user_error("Steps and seed must be whole numbers.") from err
+        g = pipe.generator
+        # a distilled student has its guidance built in and a GAN has none: the slider does not apply
+        guid = None if g.distilled or g.guidance_label is None else float(guidance)
+        how = UPSCALE_CHOICES.get(upscale_choice, "learned")
+        if how == "learned" and pipe.upsampler is None:
+            how = "bicubic"
+        return steps, seed, guid, how
+
+    def describe(pipe, method, steps, seed, guidance, how, ids, ms, extra=""):
+        g = pipe.generator
+        if g.guidance_label is None:
+            text = "one generator pass (GAN: steps and guidance do not apply)"
+        else:
+            g_text = f"guidance {g.guidance_label:g} (built in)" if g.distilled else f"guidance {float(guidance):g}"
+            text = f"{steps} step(s) · {g_text}"
+        labelled = float((ids != pipe.classset.unknown_id).mean())
+        return (f"**{ms:.0f} ms** · {method} · {text} · seed {seed} · {pipe.output_size}px via {how} · "
+                f"{100 * labelled:.0f}% of the layout labelled{extra}")
+
+    def generate(editor, steps, seed, guidance, method, show_steps, upscale_choice="learned upsampler", samples=1,
+                 reference=None, strength=1.0, keep_rest=False, last=None):
+        if not models:
+            raise user_error(f"No checkpoint found in {CHECKPOINTS}: reinstall the repository with its "
+                             "checkpoints/ folder or train one (README, 'Training').")
+        pipe = pool.get(method)
+        ids = read_layout(editor, pipe)
+        steps, seed, guid, how = settings(pipe, steps, seed, guidance, upscale_choice)
+        n = int(samples or 1)
+        if not 1 <= n <= 4:
+            raise user_error("Samples must be between 1 and 4.")
+        kwargs = {"steps": steps, "guidance": guid}
+        if reference is not None and float(strength) < 1.0:
+            if pipe.generator.guidance_label is None:
+                raise user_error("A reference photo needs a diffusion model (a GAN has no noise level to start from).")
+            ref = np.asarray(reference)[..., :3].astype(np.uint8)
+            kwargs.update(init=cv2.resize(centre_square(ref), (pipe.base_size,) * 2, interpolation=cv2.INTER_AREA),
+                          strength=float(strength))
+        small, large, _ = pipe.layouts(ids)
         t0 = time.perf_counter()
+        extra, traj = "", None
         try:
-            # a distilled student has its guidance built in and a GAN has none: the slider does not apply
-            g = None if synth.distilled or synth.guidance_label is None else float(guidance)
-            out = on_model_thread(synth, ids, steps=steps, seed=seed, guidance=g, return_trajectory=bool(show_steps))
+            keep = (keep_rest and last and last.get("method") == method and last.get("how") == how
+                    and n == 1 and "init" not in kwargs and last["image"].shape[0] == pipe.output_size)
+            if keep:
+                images = on_model_thread(pipe.edit, ids, last["image"], last["ids"], seed=seed, **kwargs)[None]
+                extra = " · kept the rest of the last picture"
+            else:
+                batch = np.repeat(small, n, axis=0)
+                if show_steps and pipe.generator.guidance_label is not None:
+                    out, traj = on_model_thread(pipe.generator, batch, seed=seed, return_trajectory=True, **kwargs)
+                else:
+                    out = on_model_thread(pipe.generator, batch, seed=seed, **kwargs)
+                images = on_model_thread(pipe.upscale, out, np.repeat(large, n, axis=0), how)
         except ValueError as err:
             raise user_error(str(err)) from err
         ms = 1000 * (time.perf_counter() - t0)
-        image, traj = out if show_steps else (out, None)
-        gallery = [(upscale(x0, 128), f"step {i + 1}, t={t:.2f}") for i, (t, x0) in enumerate(zip(traj.t, traj.x0))] if traj else []
-        labelled = float((ids != synth.classset.unknown_id).mean())
-        if synth.guidance_label is None:  # a GAN
-            how = "one generator pass (GAN: steps and guidance do not apply)"
-        else:
-            g_text = f"guidance {synth.guidance_label:g} (built in)" if synth.distilled else f"guidance {float(guidance):g}"
-            how = f"{steps} step(s) · {g_text}"
-        info = (f"**{ms:.0f} ms** · {method} · {how} · seed {seed} · "
-                f"{100 * labelled:.0f}% of the layout labelled")
-        seen = cv2.resize(synth.classset.ids_to_colors(ids), (128, 128), interpolation=cv2.INTER_NEAREST)
-        return upscale(image), gallery, seen, info
+        steps_view = [(upscale(x0[0], 128), f"step {i + 1}, t={t:.2f}")
+                      for i, (t, x0) in enumerate(zip(traj.t, traj.x0))] if traj else []
+        info = describe(pipe, method, steps, seed, guidance, how, small, ms, extra)
+        seen = cv2.resize(pipe.classset.ids_to_colors(small[0]), (128, 128), interpolation=cv2.INTER_NEAREST)
+        shown = [upscale(im) for im in images]
+        gallery = [(im, f"seed {seed + i}") for i, im in enumerate(shown)]
+        state = {"method": method, "how": how, "ids": ids, "image": images[0], "seed": seed,
+                 "images": list(images)}
+        return shown[0], steps_view, seen, info, gallery, _as_editor_value(shown[0]), state
+
+    def reroll_region(marks, editor, steps, seed, guidance, method, upscale_choice="learned upsampler"):
+        if not models:
+            raise user_error(f"No checkpoint found in {CHECKPOINTS}.")
+        pipe = pool.get(method)
+        shown, region = region_from_marks(marks)
+        ids = read_layout(editor, pipe)
+        steps, seed, guid, how = settings(pipe, steps, seed, guidance, upscale_choice)
+        size = (pipe.output_size,) * 2
+        image = shown if shown.shape[:2] == size else cv2.resize(shown, size, interpolation=cv2.INTER_AREA)
+        if region.shape != size:
+            region = cv2.resize(region.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        t0 = time.perf_counter()
+        try:
+            out = on_model_thread(pipe.reroll, ids, image, region, seed=seed, upscale=how, steps=steps, guidance=guid)
+        except ValueError as err:
+            raise user_error(str(err)) from err
+        ms = 1000 * (time.perf_counter() - t0)
+        if shown.shape[:2] != size:  # a model whose output is not the display size: keep the shown pixels exactly
+            same = (out == image).all(-1).astype(np.uint8)  # where the pipeline kept the old pixels
+            same = cv2.erode(cv2.resize(same, shown.shape[1::-1], interpolation=cv2.INTER_NEAREST), np.ones((5, 5)))
+            out = np.where(same[..., None] > 0, shown, upscale(out, shown.shape[0]))
+        small, _, _ = pipe.layouts(ids)
+        info = describe(pipe, method, steps, seed, guidance, how, small, ms,
+                        f" · rerolled {100 * region.mean():.0f}% of the picture")
+        state = {"method": method, "how": how, "ids": ids, "image": out, "seed": seed, "images": [out]}
+        return upscale(out), info, _as_editor_value(upscale(out)), state
+
+    def layout_from_photo_ui(photo, sketch, seed=0):
+        if photo is None:
+            raise user_error("Upload a photo first.")
+        photo = np.asarray(photo)
+        if photo.ndim == 2:
+            photo = np.repeat(photo[..., None], 3, axis=2)
+        seg = load_segmenter(segmenter)
+        if seg.classset.to_dict() != classset.to_dict():
+            raise user_error("The segmenter's classes differ from the model's palette: photo to layout is unavailable.")
+        try:
+            ids = layout_from_photo(photo[..., :3].astype(np.uint8), seg, CANVAS // 4, sketch=bool(sketch),
+                                    seed=int(seed or 0))
+        except ValueError as err:
+            raise user_error(str(err)) from err
+        ids = cv2.resize(ids.astype(np.int32), (CANVAS, CANVAS), interpolation=cv2.INTER_NEAREST)
+        return _as_editor_value(classset.ids_to_colors(ids))
+
+    def pick_sample(last, evt: gr.SelectData):
+        """Picking one of several samples: its seed becomes the seed, its image the one to edit."""
+        if not last or evt.index >= len(last.get("images", [])):
+            return gr.update(), gr.update(), gr.update(), last
+        image = last["images"][evt.index]
+        last = {**last, "image": image, "seed": last["seed"] + evt.index}
+        return upscale(image), last["seed"], _as_editor_value(upscale(image)), last
 
     def load_upload(path):
         if path is None:
@@ -208,7 +363,7 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
             raise user_error("Could not read the uploaded file as an image (PNG or JPEG label map expected).")
         if max(img.shape[:2]) > MAX_UPLOAD_SIDE:
             raise user_error(f"The upload is {img.shape[1]}x{img.shape[0]} pixels: at most {MAX_UPLOAD_SIDE} on a "
-                           "side, please. Label maps only need the layout's resolution.")
+                             "side, please. Label maps only need the layout's resolution.")
         if img.dtype == np.uint16:
             img = np.round(img / 257.0).astype(np.uint8)
         if img.ndim == 2:
@@ -232,12 +387,15 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
         some = ", ".join(classset.names[:4])
         gr.Markdown("# sparsesis: a photo from a few strokes\nPick a class colour, paint a few rough strokes "
                     f"({some}...), press **Generate**. Unpainted space is *unknown*: "
-                    "the model fills it in. Keep the seed fixed and add strokes to edit the picture.")
+                    "the model fills it in. Keep the seed fixed and add strokes to edit the picture; tick "
+                    "*Keep the rest* to redraw only around the new strokes, or mark a region on the result and "
+                    "*Reroll* it.")
         if load_error:
             gr.Markdown(f"⚠️ {load_error}")
         if not models:
             gr.Markdown(f"⚠️ No checkpoint found in `{CHECKPOINTS}`: generation is unavailable.")
         gr.HTML(legend_html(classset))
+        last = gr.State(None)
         with gr.Row():
             with gr.Column(scale=3):
                 editor = gr.ImageEditor(
@@ -250,6 +408,13 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
                 answer_unreadable_images(editor)
                 upload = gr.File(label="…or upload a colour label map (PNG in the palette)", file_types=["image"],
                                  type="filepath", elem_id="upload")
+                with gr.Accordion("Start from a photo (photo → layout)", open=False):
+                    gr.Markdown("The project's segmenter turns a photo into a layout on the canvas. It is small and "
+                                f"makes mistakes{seg_note}: edit the layout before generating.")
+                    photo_in = gr.Image(label="Photo", type="numpy", elem_id="photo_in", height=160)
+                    thin = gr.Checkbox(label="Thin it to a sketch (a few strokes per region)", value=False,
+                                       elem_id="thin")
+                    to_layout = gr.Button("Photo → layout", elem_id="to_layout")
             with gr.Column(scale=3):
                 result = gr.Image(label="Generated photo", type="numpy", format="png", elem_id="result",
                                   interactive=False, height=300)
@@ -257,9 +422,16 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
                 with gr.Row():
                     generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                     live = gr.Checkbox(label="Live: regenerate while painting", value=False, elem_id="live")
+                    keep_rest = gr.Checkbox(label="Keep the rest (redraw only near changed strokes)", value=False,
+                                            elem_id="keep_rest")
                 with gr.Row():
                     method = gr.Dropdown(choices=list(models), value=default, label="Model", elem_id="method")
+                    upscale_choice = gr.Radio(list(UPSCALE_CHOICES), value="learned upsampler" if has_upsampler
+                                              else "bicubic", label="To 256x256 by", elem_id="upscale",
+                                              interactive=has_upsampler)
+                with gr.Row():
                     steps = gr.Slider(1, 100, value=default_steps, step=1, label="Sampling steps", elem_id="steps")
+                    samples = gr.Slider(1, 4, value=1, step=1, label="Samples", elem_id="samples")
                 with gr.Row():
                     seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
                     new_seed = gr.Button("New seed", elem_id="new_seed")
@@ -267,11 +439,25 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
                                          label="Guidance scale" + (" (built into this distilled model)"
                                                                    if default_distilled else ""),
                                          interactive=not default_distilled)
+                sample_gallery = gr.Gallery(label="Samples (pick one to keep its seed)", columns=4, height=140,
+                                            elem_id="samples_gallery", allow_preview=False, format="png")
+                with gr.Accordion("The look of a reference photo", open=False):
+                    reference = gr.Image(label="Reference photo", type="numpy", elem_id="reference", height=160)
+                    strength = gr.Slider(0, 1, value=0.7, step=0.05, elem_id="strength",
+                                         label="Strength: 0 = the reference, 1 = only the layout")
                 show_steps = gr.Checkbox(label="Show the denoising steps", value=False, elem_id="show_steps")
                 seen = gr.Image(label="What the model sees (layout at its resolution)", type="numpy",
                                 interactive=False, height=140, format="png")
                 truth = gr.Image(label="Example's real photo", type="numpy", interactive=False, height=140,
                                  visible=bool(examples))
+        with gr.Accordion("Reroll a region: paint over the part of the result to draw again", open=True):
+            marks = gr.ImageEditor(label="Mark the region on the result", elem_id="marks", sources=(),
+                                   canvas_size=(DISPLAY, DISPLAY), fixed_canvas=True, transforms=(), layers=False,
+                                   image_mode="RGBA", type="numpy", format="png", height=320,
+                                   brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=24),
+                                   eraser=gr.Eraser(default_size=24))
+            answer_unreadable_images(marks)
+            reroll_btn = gr.Button("Reroll the marked region (a new seed: press New seed first)", elem_id="reroll")
         steps_gallery = gr.Gallery(label="Predicted clean image at each step", columns=8, height=200,
                                    elem_id="steps_gallery")
         if examples:
@@ -279,34 +465,40 @@ def build_app(models: dict[str, Path] | None = None) -> gr.Blocks:
                                     label="Examples from the held-out set (click to load)", columns=6, height=150,
                                     allow_preview=False, elem_id="examples")
             ex_gallery.select(load_example, None, [editor, truth])
-        inputs = [editor, steps, seed, guidance, method, show_steps]
-        outputs = [result, steps_gallery, seen, info]
+        inputs = [editor, steps, seed, guidance, method, show_steps, upscale_choice, samples, reference, strength,
+                  keep_rest, last]
+        outputs = [result, steps_gallery, seen, info, sample_gallery, marks, last]
         generate_btn.click(generate, inputs, outputs, api_name="generate")
+        reroll_btn.click(reroll_region, [marks, editor, steps, seed, guidance, method, upscale_choice],
+                         [result, info, marks, last], api_name="reroll_region")
+        to_layout.click(layout_from_photo_ui, [photo_in, thin, seed], editor, api_name="layout_from_photo")
+        sample_gallery.select(pick_sample, last, [result, seed, marks, last], api_name=False)
         new_seed.click(lambda: random.randint(0, 2 ** 31 - 1), None, seed, api_name=False)
 
         def model_defaults(name):
             """A model's own step count, and its guidance (fixed for a distilled student)."""
             try:
-                synth = pool.get(name)
+                g = pool.get(name).generator
             except gr.Error:
                 return gr.update(), gr.update()
-            if synth.guidance_label is None:  # a GAN
+            if g.guidance_label is None:  # a GAN
                 return (gr.update(interactive=False, label="Sampling steps (not used by a GAN)"),
                         gr.update(interactive=False, label="Guidance scale (not used by a GAN)"))
-            return (gr.update(value=min(synth.default_steps, 20), interactive=True, label="Sampling steps"),
-                    gr.update(value=synth.guidance_label, interactive=not synth.distilled,
-                              label="Guidance scale" + (" (built into this distilled model)" if synth.distilled else "")))
+            return (gr.update(value=min(g.default_steps, 20), interactive=True, label="Sampling steps"),
+                    gr.update(value=g.guidance_label, interactive=not g.distilled,
+                              label="Guidance scale" + (" (built into this distilled model)" if g.distilled else "")))
 
         method.change(model_defaults, method, [steps, guidance], api_name=False)
         upload.change(load_upload, upload, editor, api_name="load_label_map")
 
-        def live_generate(editor, steps, seed, guidance, method, show, is_live):
+        def live_generate(*args):
+            *args, is_live = args
             if not is_live:
-                return gr.update(), gr.update(), gr.update(), gr.update()
+                return (gr.update(),) * len(outputs)
             try:
-                return generate(editor, steps, seed, guidance, method, show)
+                return generate(*args)
             except gr.Error:  # half-painted canvases are normal while painting live
-                return gr.update(), gr.update(), gr.update(), gr.update()
+                return (gr.update(),) * len(outputs)
 
         editor.change(live_generate, inputs + [live], outputs, api_name=False, trigger_mode="always_last",
                       show_progress="hidden")

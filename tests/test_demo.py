@@ -44,6 +44,15 @@ def tiny_checkpoint(folder: Path) -> Path:
     return save_model_dir(folder, model.state_dict(), cfg)
 
 
+def tiny_upsampler(folder: Path) -> Path:
+    from sparsesis.train_upsampler import upsampler_config
+    from sparsesis.upsampler import UpsamplerConfig, UpsamplerNet
+
+    torch.manual_seed(0)
+    net = UpsamplerNet(UpsamplerConfig(LABELMEFACADE.num_channels, channels=8, blocks=1))
+    return save_model_dir(folder, net.state_dict(), upsampler_config(net, LABELMEFACADE, {"step": 0}))
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpts")
@@ -51,7 +60,7 @@ def server(tmp_path_factory):
     broken = root / "broken"
     shutil.copytree(root / "tiny", broken)
     (broken / "model.safetensors").write_bytes(b"not a checkpoint")
-    app = demo.build_app({"tiny": root / "tiny", "broken": broken})
+    app = demo.build_app({"tiny": root / "tiny", "broken": broken}, upsampler=tiny_upsampler(root / "up"))
     port = free_port()
     app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False,
                        quiet=True)
@@ -59,12 +68,13 @@ def server(tmp_path_factory):
     app.close()
 
 
-def layout_png(path: Path, paint=True, colour=None) -> dict:
+def layout_png(path: Path, paint=True, colour=None, classes=(6, 1, 8), palette=LABELMEFACADE) -> dict:
     img = np.full((256, 256, 4), 255, np.uint8)
+    img[..., :3] = palette.unknown_color
     if paint:
-        img[:70, :, :3] = LABELMEFACADE.colors[6]  # sky
-        img[90:220, 40:200, :3] = LABELMEFACADE.colors[1]  # building
-        img[120:140, 60:80, :3] = LABELMEFACADE.colors[8]  # a window
+        img[:70, :, :3] = palette.colors[classes[0]]  # sky
+        img[90:220, 40:200, :3] = palette.colors[classes[1]]  # building
+        img[120:140, 60:80, :3] = palette.colors[classes[2]]  # a window
     if colour is not None:
         img[5:10, 5:10, :3] = colour
     cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA))
@@ -255,7 +265,10 @@ def test_gan_baseline_checkpoints_are_offered_and_generate(toy_root, tmp_path):
     app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        value = layout_png(tmp_path / "lay.png")
+        from sparsesis.loader import load
+
+        toy = load(models["spade32"]).classset
+        value = layout_png(tmp_path / "lay.png", classes=(2, 1, 3), palette=toy)  # sky, wall, tree in its palette
         # a GAN takes the seed as its noise: same seed, same image; another seed, another image
         a = client.predict(value, 4, 1, 1.5, "spade32", True, api_name="/generate")
         b = client.predict(value, 4, 1, 1.5, "spade32", False, api_name="/generate")
@@ -267,3 +280,66 @@ def test_gan_baseline_checkpoints_are_offered_and_generate(toy_root, tmp_path):
         assert "GAN" in a[3] and a[1] == []  # no denoising steps to show
     finally:
         app.close()
+
+
+def test_api_upscaler_switch_samples_and_keep_the_rest(server, tmp_path):
+    client = Client(server, verbose=False)
+    value = layout_png(tmp_path / "lay.png")
+    learned = client.predict(value, 4, 3, 1.5, "tiny", False, "learned upsampler", api_name="/generate")
+    bicubic = client.predict(value, 4, 3, 1.5, "tiny", False, "bicubic", api_name="/generate")
+    a, b = read_rgb(learned[0]), read_rgb(bicubic[0])
+    assert a.shape == b.shape == (demo.DISPLAY, demo.DISPLAY, 3) and not np.array_equal(a, b)
+    assert "via learned" in learned[3] and "via bicubic" in bicubic[3]
+    several = client.predict(value, 4, 3, 1.5, "tiny", False, "learned upsampler", 3, api_name="/generate")
+    assert len(several[4]) == 3 and np.array_equal(read_rgb(several[4][0]["image"]), a)  # sample 0 = seed 3
+    # keep the rest: a new stroke redraws only around itself (the tiny model is 32 px: 128 after the upsampler)
+    edited = layout_png(tmp_path / "edit.png")
+    img = cv2.imread(str(tmp_path / "edit.png"), cv2.IMREAD_UNCHANGED)
+    img[20:40, 20:40, :3] = LABELMEFACADE.colors[3][::-1]  # a door stroke (BGR on disk)
+    cv2.imwrite(str(tmp_path / "edit.png"), img)
+    kept = client.predict(edited, 4, 3, 1.5, "tiny", False, "learned upsampler", 1, None, 1.0, True,
+                          api_name="/generate")
+    k = read_rgb(kept[0]).astype(int)
+    assert "kept the rest" in kept[3]
+    far = np.ones(k.shape[:2], bool)
+    far[:100, :100] = False  # the stroke, its neighbourhood and the upsampler's footprint, at 256
+    near_change = np.abs(k - a)[20:40, 20:40].mean()
+    assert np.abs(k - a)[far].max() <= 1 and near_change > 3  # display resize rounding at most
+
+
+def test_api_reroll_region_changes_only_the_marked_region(server, tmp_path):
+    client = Client(server, verbose=False)
+    value = layout_png(tmp_path / "lay.png")
+    out = client.predict(value, 4, 5, 1.5, "tiny", False, api_name="/generate")
+    image = cv2.imread(out[0], cv2.IMREAD_UNCHANGED)
+    marked = image.copy()
+    marked[150:230, 30:130, :3] = (255, 0, 255)  # painted over the result
+    cv2.imwrite(str(tmp_path / "bg.png"), image)
+    cv2.imwrite(str(tmp_path / "marked.png"), marked)
+    marks = {"background": handle_file(str(tmp_path / "bg.png")), "layers": [],
+             "composite": handle_file(str(tmp_path / "marked.png"))}
+    again = client.predict(marks, value, 4, 99, 1.5, "tiny", api_name="/reroll_region")
+    before, after = read_rgb(out[0]).astype(int), read_rgb(again[0]).astype(int)
+    region = np.zeros(before.shape[:2], bool)
+    # the marks, widened to whole cells of the 32 px model (8 px here) and by the upsampler's footprint (16 px)
+    region[150 - 28:230 + 28, 30 - 28:130 + 28] = True
+    assert np.abs(after - before)[~region].max() <= 1
+    assert np.abs(after - before)[150:230, 30:130].mean() > 3
+    assert "rerolled" in again[1]
+    with pytest.raises(Exception, match="No region marked"):
+        client.predict({"background": handle_file(str(tmp_path / "bg.png")), "layers": [],
+                        "composite": handle_file(str(tmp_path / "bg.png"))}, value, 4, 1, 1.5, "tiny",
+                       api_name="/reroll_region")
+
+
+def test_api_layout_from_photo_fills_the_canvas(server, tmp_path):
+    client = Client(server, verbose=False)
+    photo = cv2.imread(str(REPO / "examples" / "01_static_street_outdoor_palma_mallorca_spa_photo.png"))
+    cv2.imwrite(str(tmp_path / "photo.png"), photo)
+    full = client.predict(handle_file(str(tmp_path / "photo.png")), False, 0, api_name="/layout_from_photo")
+    thin = client.predict(handle_file(str(tmp_path / "photo.png")), True, 0, api_name="/layout_from_photo")
+    ids_full = LABELMEFACADE.colors_to_ids(read_rgb(full["composite"]))
+    ids_thin = LABELMEFACADE.colors_to_ids(read_rgb(thin["composite"]))
+    assert ids_full.shape == (demo.CANVAS, demo.CANVAS)
+    assert (ids_full != LABELMEFACADE.unknown_id).mean() == 1.0  # the segmenter labels every pixel
+    assert 0 < (ids_thin != LABELMEFACADE.unknown_id).mean() < 0.5  # a sketch
