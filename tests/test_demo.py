@@ -81,6 +81,19 @@ def layout_png(path: Path, paint=True, colour=None, classes=(6, 1, 8), palette=L
     return {"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))}
 
 
+def fetch_rgb(server: str, src: str) -> np.ndarray:
+    """An image the page shows, by its src (a URL on the server, or a data URL)."""
+    import base64
+    import urllib.request
+
+    if src.startswith("data:"):
+        data = base64.b64decode(src.split(",", 1)[1])
+    else:
+        with urllib.request.urlopen(src if src.startswith("http") else server.rstrip("/") + "/" + src.lstrip("/")) as r:
+            data = r.read()
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
 def read_rgb(path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
@@ -189,7 +202,7 @@ def test_shipped_checkpoint_is_discovered_and_loads():
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_browser_draw_two_classes_and_generate(server):
+def test_browser_draw_generate_256_and_reroll_a_marked_region(server):
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium chromium-driver; .ci/run does)")
@@ -226,10 +239,39 @@ def test_browser_draw_two_classes_and_generate(server):
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "demo_browser.png"), full_page=True)
         info = page.inner_text("#info")
+        first_src = page.get_attribute("#result img", "src")
+        natural = page.evaluate("document.querySelector('#result img').naturalWidth")
+
+        # mark a region in the middle of the result and reroll it
+        page.wait_for_timeout(1000)
+        page.locator("#marks").scroll_into_view_if_needed()
+        page.click("#marks button[aria-label='Brush']")
+        mbox = page.locator("#marks canvas").first.bounding_box()
+        mx, my = mbox["x"] + mbox["width"] / 2, mbox["y"] + mbox["height"] / 2
+        for dy in (-12, 0, 12):
+            page.mouse.move(mx - 30, my + dy)
+            page.mouse.down()
+            page.mouse.move(mx + 30, my + dy, steps=10)
+            page.mouse.up()
+        page.wait_for_timeout(500)
+        page.fill("#seed input", "12345")
+        page.click("#reroll")
+        page.wait_for_function(f"document.querySelector('#result img').src !== {first_src!r}", timeout=60000)
+        page.wait_for_timeout(500)
+        second_src = page.get_attribute("#result img", "src")
+        page.screenshot(path=str(ARTIFACTS / "demo_browser_reroll.png"), full_page=True)
+        reroll_info = page.inner_text("#info")
         browser.close()
     assert "ms" in info and "labelled" in info
     share = float(info.split("%")[0].split("·")[-1])
     assert 3 < share < 90  # strokes arrived as labels, not an empty canvas
+    assert natural == demo.DISPLAY == 256  # a 256x256 result
+    before, after = (fetch_rgb(server, src).astype(int) for src in (first_src, second_src))
+    diff = np.abs(after - before).max(-1)
+    assert "rerolled" in reroll_info
+    for corner in (diff[:48, :48], diff[:48, -48:], diff[-48:, :48], diff[-48:, -48:]):
+        assert corner.max() <= 1  # far from the marks: unchanged
+    assert diff[96:160, 96:160].mean() > 3  # the marked middle: drawn again
 
 
 def test_palette_and_legend_come_from_the_checkpoint(toy_root, tmp_path):
