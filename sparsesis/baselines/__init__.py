@@ -1,6 +1,7 @@
-"""GAN baselines trained on the same sparse layouts as the diffusion model (issue: baselines).
+"""GAN baselines (SPADE, OASIS, SEAN) trained on the same sparse layouts as the diffusion model.
 
-They share the data, masking and batch code with the diffusion model; nothing in the diffusion path
-imports them. Each method is a ``GanMethod`` (generator + discriminator + losses) that plugs into the one
-training loop in ``sparsesis.baselines.train``.
+They share the data, masking and batch code with the diffusion model; nothing in the diffusion path imports
+them. Each method (``SpadeMethod``, ``OasisMethod``, ``SeanMethod``: a generator, a discriminator and their
+losses) plugs into the one training loop in ``sparsesis.baselines.train``; ``sparsesis.baselines.models``
+rebuilds a trained generator from its model folder.
 """
