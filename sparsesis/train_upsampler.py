@@ -52,6 +52,8 @@ class UpsamplerTrainConfig:
     fm_weight: float = 1.0
     ema_decay: float = 0.999
     layout_drop: float = 0.2  # share of examples with an all-UNKNOWN layout
+    blur_max: float = 0.8  # the degradation: Gaussian blur sigma up to this (pixels at the input size) ...
+    noise_max: float = 6.0  # ... and Gaussian noise std up to this (0-255)
     seed: int = 0
     steps: int = 20_000
     minutes: float | None = None
@@ -60,15 +62,16 @@ class UpsamplerTrainConfig:
     threads: int | None = None
 
 
-def degrade(photo_small: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def degrade(photo_small: np.ndarray, rng: np.random.Generator, blur_max: float = 0.8,
+            noise_max: float = 6.0) -> np.ndarray:
     """What the base model's 64-px images do that a clean downsampled photo does not: a little softness,
     grain and colour error. ``(h, w, 3)`` uint8 -> same."""
     x = photo_small.astype(np.float32)
-    sigma = rng.uniform(0.0, 0.8)
+    sigma = rng.uniform(0.0, blur_max)
     if sigma > 0.2:
         x = cv2.GaussianBlur(x, (0, 0), sigma)
     x = x * rng.uniform(0.92, 1.08, size=3) + rng.uniform(-8, 8, size=3)  # per-channel gain and offset
-    x = x + rng.normal(0.0, rng.uniform(0.0, 6.0), size=x.shape)
+    x = x + rng.normal(0.0, rng.uniform(0.0, noise_max), size=x.shape)
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
@@ -83,7 +86,7 @@ def make_batch(pairs, step: int, cfg: UpsamplerTrainConfig, masker):
         photo = photo[y0:y0 + cfg.patch, x0:x0 + cfg.patch]
         label = label[y0:y0 + cfg.patch, x0:x0 + cfg.patch]
         small = cv2.resize(photo, (cfg.patch // 4, cfg.patch // 4), interpolation=cv2.INTER_AREA)
-        xs.append(degrade(small, rng))
+        xs.append(degrade(small, rng, cfg.blur_max, cfg.noise_max))
         ys.append(photo)
         lays.append(np.full_like(label, unknown) if rng.random() < cfg.layout_drop else masker(label, unknown, rng))
     to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("SPARSESIS_TEST_THREADS", "2")))  # 1 beside a training run
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = os.environ.get("SPARSESIS_DATA")

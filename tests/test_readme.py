@@ -13,6 +13,9 @@ def test_readme_python_example_runs(monkeypatch):
     monkeypatch.chdir(REPO)
     scope = {}
     exec(compile(blocks[0], "README.md", "exec"), scope)
-    image = scope["image"]
-    assert image.shape == (64, 64, 3) and image.dtype == np.uint8
-    assert len(blocks[0].strip().splitlines()) <= 6
+    photo, again, region = scope["photo"], scope["again"], scope["region"]
+    assert photo.shape == (256, 256, 3) and photo.dtype == np.uint8
+    grown = np.zeros_like(region)
+    grown[70:210, 20:130] = True  # the region, its cells at 64 px and the upsampler's footprint
+    assert np.array_equal(again[~grown], photo[~grown]) and not np.array_equal(again[region], photo[region])
+    assert len(blocks[0].strip().splitlines()) <= 8

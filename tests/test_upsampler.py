@@ -1,0 +1,119 @@
+"""The 4x upsampler: shapes, determinism, training resume, clear checkpoint errors, and that it adds detail
+without repainting the scene."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from sparsesis.checkpoint import CheckpointError, save_model_dir
+from sparsesis.classes import LABELMEFACADE
+from sparsesis.pipeline import Pipeline
+from sparsesis.train_upsampler import UpsamplerTrainConfig, train_upsampler, upsampler_config
+from sparsesis.upsampler import Upsampler, UpsamplerConfig, UpsamplerNet
+
+SHIPPED = REPO / "checkpoints" / "upsampler4x"
+
+
+def tiny(folder, classset=LABELMEFACADE):
+    torch.manual_seed(0)
+    net = UpsamplerNet(UpsamplerConfig(classset.num_channels, channels=8, blocks=1))
+    return save_model_dir(folder, net.state_dict(), upsampler_config(net, classset, {"step": 0}))
+
+
+def test_shapes_dtypes_and_layout_checks(tmp_path):
+    up = Upsampler.from_pretrained(tiny(tmp_path / "u"))
+    img = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    out = up(img)
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+    batch = up(np.stack([img, img]), np.full((2, 64, 64), 2))
+    assert batch.shape == (2, 64, 64, 3)
+    with pytest.raises(ValueError, match="output size"):
+        up(img, np.zeros((16, 16), np.int64))
+    with pytest.raises(ValueError, match="uint8"):
+        up(img.astype(np.float32))
+
+
+def test_missing_or_mismatched_checkpoints_get_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        Upsampler.from_pretrained(tmp_path / "nothing")
+    folder = tiny(tmp_path / "u")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["model"]["channels"] = 16
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        Upsampler.from_pretrained(folder)
+    from sparsesis.classes import ClassSet
+
+    other = ClassSet("two", ("a", "b"), ((1, 2, 3), (4, 5, 6)))
+    with pytest.raises(CheckpointError, match="class set"):
+        Upsampler.from_pretrained(tiny(tmp_path / "v", other)).check_compatible(LABELMEFACADE)
+    with pytest.raises(CheckpointError, match="not found"):
+        Pipeline.from_pretrained(REPO / "checkpoints" / "ours64-student4", upsampler=tmp_path / "nothing")
+
+
+@pytest.mark.slow
+def test_training_resumes_exactly(toy_root, tmp_path):
+    base = dict(data=str(toy_root), size=32, patch=16, channels=8, blocks=1, batch_size=2, adv_from=2, save_every=1,
+                snapshot_every=3, threads=2)
+    train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "a"), steps=4, **base), progress=False)
+    train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "b"), steps=2, **base), progress=False)
+    rec = train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "b"), steps=4, **base), progress=False)
+    assert rec["step"] == 4 and rec["images_seen"] == 8
+    a = Upsampler.from_pretrained(tmp_path / "a" / "export").net.state_dict()
+    b = Upsampler.from_pretrained(tmp_path / "b" / "export").net.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])  # interrupted and resumed = uninterrupted
+    assert (tmp_path / "a" / "snapshots" / "step_000003" / "model.safetensors").is_file()
+
+
+needs_shipped = pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="no shipped upsampler")
+
+
+@needs_shipped
+def test_shipped_upsampler_adds_detail_and_keeps_the_scene():
+    """Held-out photos (the examples, 64 px): the output, area-downsampled back to 64, is its input within 30 dB."""
+    up = Upsampler.from_pretrained(SHIPPED, precision="bf16")
+    photos = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+                       for p in sorted((REPO / "examples").glob("*_photo.png"))])
+    out = up(photos)
+    back = np.stack([cv2.resize(o, (64, 64), interpolation=cv2.INTER_AREA) for o in out]).astype(float)
+    psnr = 10 * np.log10(255 ** 2 / np.mean((back - photos) ** 2))
+    assert psnr >= 30, psnr
+    bicubic = np.stack([cv2.resize(p, (256, 256), interpolation=cv2.INTER_CUBIC) for p in photos])
+    lap = lambda x: np.mean([np.abs(cv2.Laplacian(cv2.cvtColor(i, cv2.COLOR_RGB2GRAY), cv2.CV_32F)).mean() for i in x])  # noqa: E731
+    assert lap(out) > 1.2 * lap(bicubic)  # sharper than bicubic
+
+
+@needs_shipped
+def test_pipeline_same_seed_same_image_and_64_stays_available():
+    pipe = Pipeline.from_pretrained(REPO / "checkpoints" / "ours64-student4")
+    assert pipe.upsampler is not None and pipe.output_size == 256
+    lay = np.full((256, 256), LABELMEFACADE.unknown_id)
+    lay[:60] = 6
+    lay[90:220, 30:220] = 1
+    a, b = pipe(lay, seed=4), pipe(lay, seed=4)
+    assert a.shape == (256, 256, 3) and np.array_equal(a, b) and not np.array_equal(a, pipe(lay, seed=5))
+    small = pipe(lay, seed=4, upscale=None)
+    assert small.shape == (64, 64, 3)
+    assert np.array_equal(small, pipe.generator(pipe.layouts(lay)[0][0], seed=4))
+
+
+@needs_shipped
+def test_an_added_stroke_edits_locally_at_256():
+    """The edit-locality test of tests/test_editing.py, through the upsampler at 256."""
+    pipe = Pipeline.from_pretrained(REPO / "checkpoints" / "ours64-student4")
+    names, u = pipe.classset.names, pipe.classset.unknown_id
+    lay = np.full((64, 64), u)
+    lay[:12, 4:60] = names.index("sky")
+    lay[18:44, 10:54:6] = names.index("building")
+    lay[54:, 4:60] = names.index("road")
+    edited = lay.copy()
+    edited[24:34, 24:34] = names.index("window")
+    near = np.zeros((256, 256), bool)
+    near[80:152, 80:152] = True  # the stroke and a 4-pixel margin at 64, times 4
+    for seed in range(3):
+        change = np.abs(pipe(edited, seed=seed).astype(float) - pipe(lay, seed=seed)).mean(-1)
+        assert change[near].mean() > 3 * change[~near].mean() and change[~near].mean() < 6, seed
