@@ -110,6 +110,16 @@ def test_gan_loop_resumes_and_exports(toy_root, tmp_path, name):
 
 
 @pytest.mark.slow
+def test_gan_snapshots_for_budget_curves(toy_root, tmp_path):
+    train_gan(GanTrainConfig(method="spade", run=str(tmp_path / "g"), data=str(toy_root), image_size=32,
+                             batch_size=2, steps=4, snapshot_every=2, threads=2), progress=False)
+    snaps = sorted(p.name for p in (tmp_path / "g" / "snapshots").iterdir())
+    assert snaps == ["images_0000004", "images_0000008"]
+    method, _, config = load_generator(tmp_path / "g" / "snapshots" / "images_0000004")
+    assert config["record"]["images_seen"] == 4 and config["record"]["step"] == 2
+
+
+@pytest.mark.slow
 def test_evaluation_accepts_a_gan_checkpoint(toy_root, tmp_path):
     import json
 

@@ -42,6 +42,7 @@ class GanTrainConfig:
     steps: int = 1_000_000
     minutes: float | None = None
     save_every: int = 200
+    snapshot_every: int = 1000  # steps between generator snapshots in <run>/snapshots (1000 x 16 = 16,000 images)
     threads: int | None = None
 
 
@@ -89,8 +90,12 @@ def train_gan(cfg: GanTrainConfig, progress: bool = True) -> dict:
                 record["images_seen"] += cfg.batch_size
                 record["train_seconds"] += time.time() - t0
                 record["losses"] = {**logs, **logs_g}
-                if loop.advance(**{k: f"{v:.3f}" for k, v in record["losses"].items()}) % cfg.save_every == 0:
+                step = loop.advance(**{k: f"{v:.3f}" for k, v in record["losses"].items()})
+                if step % cfg.save_every == 0:
                     save()
+                if cfg.snapshot_every and step % cfg.snapshot_every == 0:  # for quality-versus-budget curves
+                    save_model_dir(run / "snapshots" / f"images_{record['images_seen']:07d}", method.generator.state_dict(),
+                                   gan_config(method, classset, {**record, "step": step, "train": _jsonable(cfg)}))
         finally:
             save()
     return {**record, "step": loop.step}

@@ -1,0 +1,124 @@
+"""Quality against training budget: every method at every budget it was saved at, one protocol.
+
+    python benchmarks/budget_curves.py --ours-from-git --student checkpoints/ours64-student4 \
+        --gan spade=checkpoints/spade64 --gan oasis=checkpoints/oasis64 --gan sean=checkpoints/sean64 \
+        --segmenter checkpoints/seg64 --out results/budget_curves.json
+
+Ours: each version of ``checkpoints/ours64`` that git history holds (the teacher at several training lengths),
+sampled with one fixed sampler (DDIM ``--steps`` at guidance ``--guidance``), plus the shipped student at its
+full budget (teacher plus distillation). GANs: ``NAME=FOLDER``, where FOLDER is a generator model folder or
+a GAN run folder whose ``snapshots/`` hold one exported generator every ~16,000 images
+(``python -m sparsesis.baselines.train ... --snapshot-every 1000``). Protocol: the 100 held-out layouts,
+class-wise masked with one mask seed, seed 0; FD-EffNetL0, KID, and mIoU with ``--segmenter``.
+"""
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sparsesis.checkpoint import save_json_atomic  # noqa: E402
+from sparsesis.data import load_split  # noqa: E402
+from sparsesis.evaluate import evaluate  # noqa: E402
+from sparsesis.generators import ModelGenerator  # noqa: E402
+from sparsesis.loader import load  # noqa: E402
+
+
+def git_versions(folder: str) -> list[str]:
+    """Commits (oldest first) that changed ``folder/model.safetensors``, skipping reverted ones."""
+    out = subprocess.run(["git", "log", "--format=%H %s", "--", f"{folder}/model.safetensors"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    commits, reverted = [], set()
+    for line in out:
+        sha, subject = line.split(" ", 1)
+        if subject.startswith('Revert "'):
+            reverted.add(subject[len('Revert "'):].rstrip('"'))
+            continue
+        if subject not in reverted:
+            commits.append(sha)
+    return commits[::-1]
+
+
+def extract(commit: str, folder: str, dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("model.safetensors", "config.json"):
+        blob = subprocess.run(["git", "show", f"{commit}:{folder}/{name}"], cwd=REPO, capture_output=True, check=True).stdout
+        (dest / name).write_bytes(blob)
+    return dest
+
+
+def point(model, name, pairs, net, seg, steps, guidance, extra=None) -> dict:
+    gen = ModelGenerator(model, steps=steps if model.guidance_label is not None else None,
+                         guidance=guidance if model.guidance_label is not None and not model.distilled else None,
+                         name=name)
+    res = evaluate({name: gen}, pairs, ["random_mask"], 1, net, seed=0, segmenter=seg, progress=False)
+    m, info = res["methods"][name]["random_mask"], res["info"][name]
+    row = {"images_seen": info["images_seen"], "train_hours": info["train_hours"], "fd": m["fd"], "kid": m["kid"],
+           **({"miou": m["miou"]} if "miou" in m else {}), "parameters": info["parameters"], **(extra or {})}
+    print(name, json.dumps(row), file=sys.stderr, flush=True)
+    return row
+
+
+def gan_folders(path: Path) -> list[Path]:
+    if (path / "model.safetensors").is_file():
+        return [path]
+    snaps = sorted(path.glob("snapshots/*/model.safetensors"))
+    found = [p.parent for p in snaps] + ([path / "export"] if (path / "export" / "model.safetensors").is_file() else [])
+    if not found:
+        raise SystemExit(f"error: {path} holds no generator (model.safetensors, snapshots/*/ or export/)")
+    return found
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ours-from-git", action="store_true", help="every committed version of checkpoints/ours64")
+    p.add_argument("--student", default=None, help="the shipped student, one more point for ours")
+    p.add_argument("--gan", action="append", default=[], help="NAME=FOLDER (model folder or run folder)")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--guidance", type=float, default=4.0)
+    p.add_argument("--segmenter", default=None)
+    p.add_argument("--data", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default="results/budget_curves.json")
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    from sparsesis.metrics import feature_network
+    from sparsesis.segmenter import Segmenter
+
+    net = feature_network("effnet-lite0")
+    seg = Segmenter.from_pretrained(a.segmenter) if a.segmenter else None
+    pairs = load_split("eval", 64, a.data, progress=False)
+    methods = {"ours": []}
+    if a.ours_from_git:
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, commit in enumerate(git_versions("checkpoints/ours64")):
+                model = load(extract(commit, "checkpoints/ours64", Path(tmp) / f"v{i}"), precision="bf16")
+                methods["ours"].append(point(model, "ours", pairs, net, seg, a.steps, a.guidance,
+                                             {"what": f"teacher, DDIM {a.steps} steps, guidance {a.guidance:g}",
+                                              "commit": commit[:10]}))
+    if a.student:
+        model = load(a.student, precision="bf16")
+        methods["ours"].append(point(model, "ours", pairs, net, seg, None, None,
+                                     {"what": f"{model.default_steps}-step student (guidance {model.guidance_label:g} "
+                                              "built in), teacher plus distillation budget"}))
+    for spec in a.gan:
+        name, folder = spec.split("=", 1)
+        methods[name] = [point(load(f), name, pairs, net, seg, None, None, {"folder": str(f)})
+                         for f in gan_folders(Path(folder))]
+        methods[name].sort(key=lambda r: r["images_seen"] or 0)
+    methods["ours"].sort(key=lambda r: (r["images_seen"] or 0, r.get("what", "")))
+    out = {"metric": net.metric, "input": "random_mask, 1 mask seed, 100 held-out layouts, seed 0",
+           "methods": methods, "command": "python benchmarks/budget_curves.py " + " ".join(sys.argv[1:])}
+    save_json_atomic(a.out, out)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
