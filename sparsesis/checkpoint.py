@@ -109,6 +109,21 @@ def load_model_dir(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return config, {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
 
 
+def load_model(folder: str | Path, kind: str, build, what: str):
+    """-> (config, module): a model folder of ``kind``, rebuilt by ``build(config) -> nn.Module`` and loaded with
+    its weights; a clear ``CheckpointError`` for another kind (``what`` names the expected one) or a config and
+    weights that do not fit together."""
+    config, weights = load_model_dir(folder)
+    if config.get("kind") != kind:
+        raise CheckpointError(f"{folder} holds a {config.get('kind')!r} model, not {what}")
+    try:
+        module = build(config)
+        module.load_state_dict(weights)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{folder}: config and weights do not fit together ({err})") from err
+    return config, module
+
+
 # ---- optimizer state <-> flat tensors (so training state is safetensors too) ------------------
 def flatten_optimizer(state: dict, prefix: str = "opt") -> tuple[dict[str, torch.Tensor], str]:
     tensors = {}

@@ -217,11 +217,11 @@ def _run(move, noise: torch.Tensor, steps: int, callback, known: Known | None, r
     ts = time_grid(steps, start).tolist()
     z = noise.float()
     for i, (t, s) in enumerate(zip(ts[:-1], ts[1:])):
-        for r in range(1 + (resample if known is not None and s > 0.0 else 0)):
-            if r:
-                z = renoise(z_s, s, t, generator)
-            z_s, x0 = move(z, t, s)
-            if known is not None:
+        z_s, x0 = move(z, t, s)
+        if known is not None:
+            z_s = known.paste(z_s, s)
+            for _ in range(resample if s > 0.0 else 0):  # jump back to t and step again
+                z_s, x0 = move(renoise(z_s, s, t, generator), t, s)
                 z_s = known.paste(z_s, s)
         z = z_s
         if callback is not None:

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_model_dir
+from .checkpoint import CheckpointError, load_model
 from .classes import ClassSet, one_hot
 from .diffusion import SAMPLERS, Known, Step, guided, q_sample
 from .layouts import to_ids
@@ -57,15 +57,12 @@ class Synthesizer:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", precision: str = "fp32") -> "Synthesizer":
-        config, weights = load_model_dir(path)
-        if config.get("kind") != DIFFUSION_KIND:
-            raise CheckpointError(f"{path} holds a {config.get('kind')!r} model, not a sparsesis diffusion model")
+        config, model = load_model(path, DIFFUSION_KIND, lambda c: UNet(UNetConfig.from_dict(c["unet"])),
+                                   "a sparsesis diffusion model")
         try:
             classset = ClassSet.from_dict(config["classes"])
-            model = UNet(UNetConfig.from_dict(config["unet"]))
-            model.load_state_dict(weights)
-        except (KeyError, ValueError, RuntimeError) as err:
-            raise CheckpointError(f"{path}: config and weights do not fit together ({err})") from err
+        except (KeyError, ValueError) as err:
+            raise CheckpointError(f"{path}: its class set is missing or malformed ({err})") from err
         return cls(model, classset, config, device, precision)
 
     def layout_ids(self, layout, snap_colors: bool = False) -> np.ndarray:

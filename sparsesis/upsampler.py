@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import CheckpointError, load_model_dir
+from .checkpoint import CheckpointError, load_model
 from .classes import ClassSet, one_hot
 from .layouts import LayoutError, to_ids
 from .schema import UPSAMPLER_KIND
@@ -107,15 +107,12 @@ class Upsampler:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", precision: str = "fp32") -> "Upsampler":
-        config, weights = load_model_dir(path)
-        if config.get("kind") != UPSAMPLER_KIND:
-            raise CheckpointError(f"{path} holds a {config.get('kind')!r} model, not a sparsesis upsampler")
+        config, net = load_model(path, UPSAMPLER_KIND, lambda c: UpsamplerNet(UpsamplerConfig(**c["model"])),
+                                 "a sparsesis upsampler")
         try:
             classset = ClassSet.from_dict(config["classes"])
-            net = UpsamplerNet(UpsamplerConfig(**config["model"]))
-            net.load_state_dict(weights)
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise CheckpointError(f"{path}: config and weights do not fit together ({err})") from err
+        except (KeyError, ValueError) as err:
+            raise CheckpointError(f"{path}: its class set is missing or malformed ({err})") from err
         return cls(net, classset, config, device, precision)
 
     def check_compatible(self, classset: ClassSet, source: str = "the generator") -> None:

@@ -1,7 +1,7 @@
 """The GAN baselines by name, and their generators rebuilt from a model folder (no training code here)."""
 from __future__ import annotations
 
-from ..checkpoint import CheckpointError, load_model_dir
+from ..checkpoint import load_model
 from ..classes import ClassSet
 from ..schema import GAN_KIND
 from .oasis import OasisConfig, OasisMethod
@@ -21,15 +21,15 @@ def build_method(name: str, classset: ClassSet, image_size: int, overrides: dict
 
 def load_generator(folder):
     """-> (method with generator weights, classset, config) from an exported GAN model folder."""
-    config, weights = load_model_dir(folder)
-    if config.get("kind") != GAN_KIND:
-        raise CheckpointError(f"{folder} is not a GAN baseline checkpoint (kind {config.get('kind')!r})")
-    try:
+    built = {}
+
+    def build(config):
         classset = ClassSet.from_dict(config["classes"])
         model_cfg = config["model"]
-        method = build_method(config["method"], classset, model_cfg["image_size"],
-                              {k: v for k, v in model_cfg.items() if k not in ("image_size", "label_channels")})
-        method.generator.load_state_dict(weights)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{folder}: config and weights do not fit together ({err})") from err
-    return method.eval(), classset, config
+        built["method"] = build_method(config["method"], classset, model_cfg["image_size"],
+                                       {k: v for k, v in model_cfg.items() if k not in ("image_size", "label_channels")})
+        built["classset"] = classset
+        return built["method"].generator
+
+    config, _ = load_model(folder, GAN_KIND, build, "a GAN baseline's generator")
+    return built["method"].eval(), built["classset"], config
