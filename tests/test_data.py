@@ -52,7 +52,7 @@ def test_augmented_view_flips_and_crops(toy_root):
     rng = np.random.default_rng(0)
     views = [ps.augmented(0, rng) for _ in range(20)]
     assert all(p.shape == (32, 32, 3) and l.shape == (32, 32) for p, l in views)
-    photo_full, lab_full = ps.photos[0], ps.labels[0]
+    lab_full = ps.labels[0]
     # every view is a crop of the image or of its mirror
     for p, l in views:
         ok = any(np.array_equal(l, crop_square(src, 32, off / 16)) for src in (lab_full, lab_full[:, ::-1])
