@@ -94,8 +94,9 @@ class Segmenter:
     def predict(self, images: np.ndarray, batch_size: int = 50) -> np.ndarray:
         """(N, H, W, 3) uint8 -> (N, H, W) int64 class ids.
 
-        Images of another size than the one the segmenter was trained at (e.g. a 32 px ablation model
-        scored with the 64 px segmenter) are resized to that size and the class scores resized back."""
+        Images of another size than the one the segmenter was trained at (a 32 px ablation model or a 256 px
+        upsampled image scored with the 64 px segmenter) are resized to that size and the class scores resized
+        back."""
         from .data import photo_to_tensor
 
         images = np.asarray(images)
@@ -106,7 +107,9 @@ class Segmenter:
         for i in range(0, len(images), batch_size):
             x = photo_to_tensor(images[i:i + batch_size])
             if size and (h, w) != (size, size):
-                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+                # shrinking: antialiased, as the training photos were area-downsampled (plain bilinear would alias
+                # the fine detail of a 256 px image into noise the segmenter never saw)
+                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=h > size)
             logits = self.net(x)
             if logits.shape[-2:] != (h, w):
                 logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
