@@ -30,7 +30,7 @@ from .configs import PRESETS, preset
 from .data import load_split
 from .diffusion import diffusion_loss
 from .masking import MaskConfig
-from .schema import DIFFUSION_KIND, diffusion_config
+from .schema import DEFAULT_GUIDANCE, DIFFUSION_KIND, diffusion_config
 from .training import TrainingLoop, config_from_args, config_parser, load_state, save_state, set_threads
 from .unet import UNet, UNetConfig, count_parameters
 
@@ -124,7 +124,7 @@ def sample_grid(ema_model: UNet, pairs, classset: ClassSet, device, steps: int, 
     cond = one_hot(lay, classset.num_channels)
     uncond = one_hot(torch.full_like(lay, classset.unknown_id), classset.num_channels)
     noise = torch.randn(cond.shape[0], 3, *lay.shape[-2:], generator=torch.Generator().manual_seed(0)).to(device)
-    x = sample_ddim(guided(ema_model, cond, uncond, 1.5), noise, steps)
+    x = sample_ddim(guided(ema_model, cond, uncond, DEFAULT_GUIDANCE), noise, steps)
     out = ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     rows = [np.concatenate([classset.ids_to_colors(l), o, p], axis=1) for l, o, p in zip(layouts, out, photos)]
     grid = np.concatenate(rows, axis=0)

@@ -108,8 +108,13 @@ def load_state(path: str | Path, modules: dict, optimizers: dict) -> dict[str, s
     for name, m in modules.items():
         m.load_state_dict(prefixed(tensors, name))
     for name, opt in optimizers.items():
-        opt.load_state_dict(unflatten_optimizer(tensors, meta[f"groups.{name}"], name))
+        groups = meta.get(f"groups.{name}") or meta[LEGACY_GROUP_KEYS[name]]
+        opt.load_state_dict(unflatten_optimizer(tensors, groups, name))
     return meta
+
+
+# where run folders written before this module kept each optimizer's param groups
+LEGACY_GROUP_KEYS = {"opt": "param_groups", "opt_g": "groups_g", "opt_d": "groups_d"}
 
 
 def _flag_type(tp):

@@ -133,3 +133,26 @@ def test_training_loop_stops_at_total_deadline_or_signal():
     assert loop.step == 3 and loop.stopped
     with TrainingLoop(100, minutes=1e-9, progress=False) as loop:
         assert not loop.running()
+
+
+def test_training_state_round_trips_and_reads_the_earlier_layout(tmp_path):
+    from sparsesis.checkpoint import flatten_optimizer, save_tensors_atomic
+    from sparsesis.training import load_state, save_state
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    net(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    save_state(tmp_path / "s.safetensors", {"model": net}, {"opt": opt}, step="7", record={"images_seen": 112})
+    net2, opt2 = torch.nn.Linear(3, 2), None
+    opt2 = torch.optim.AdamW(net2.parameters(), lr=1e-3)
+    meta = load_state(tmp_path / "s.safetensors", {"model": net2}, {"opt": opt2})
+    assert meta["step"] == "7" and json.loads(meta["record"]) == {"images_seen": 112}
+    torch.testing.assert_close(net2.weight, net.weight)
+    torch.testing.assert_close(opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    # a run folder written by the earlier trainers kept the param groups under "param_groups"
+    tensors, groups = flatten_optimizer(opt.state_dict())
+    tensors.update({f"model.{k}": v for k, v in net.state_dict().items()})
+    save_tensors_atomic(tmp_path / "old.safetensors", tensors, {"step": "7", "param_groups": groups})
+    assert load_state(tmp_path / "old.safetensors", {"model": net2}, {"opt": opt2})["step"] == "7"
