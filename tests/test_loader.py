@@ -145,7 +145,7 @@ def test_training_state_round_trips_and_reads_the_earlier_layout(tmp_path):
     net(torch.randn(4, 3)).sum().backward()
     opt.step()
     save_state(tmp_path / "s.safetensors", {"model": net}, {"opt": opt}, step="7", record={"images_seen": 112})
-    net2, opt2 = torch.nn.Linear(3, 2), None
+    net2 = torch.nn.Linear(3, 2)
     opt2 = torch.optim.AdamW(net2.parameters(), lr=1e-3)
     meta = load_state(tmp_path / "s.safetensors", {"model": net2}, {"opt": opt2})
     assert meta["step"] == "7" and json.loads(meta["record"]) == {"images_seen": 112}
