@@ -99,7 +99,7 @@ class Synthesizer:
         b, s = ids.shape[0], self.image_size
         noise = torch.stack([torch.randn(3, s, s, generator=torch.Generator().manual_seed(int(seed) + i))
                              for i in range(b)]).to(self.device)
-        start, n_steps = 1.0, int(steps)
+        eps, start, n_steps = noise, 1.0, int(steps)
         if init is not None and strength < 1.0:
             x_init = self._images_in(init, b, "init")
             if strength == 0.0:
@@ -113,7 +113,7 @@ class Synthesizer:
             if keep is None or region is None:
                 raise ValueError("keep (the image to keep) and region (where to generate anew) go together")
             mask = torch.from_numpy(~self._region_in(region, b)).to(self.device, torch.float32)[:, None]
-            known = Known(self._images_in(keep, b, "keep"), mask, noise)
+            known = Known(self._images_in(keep, b, "keep"), mask, eps)
         lay = torch.from_numpy(ids).to(self.device)
         cond = one_hot(lay, self.classset.num_channels).contiguous(memory_format=torch.channels_last)
         net = self._network()
