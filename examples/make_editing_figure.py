@@ -3,9 +3,10 @@
     python examples/make_editing_figure.py     # -> examples/editing.jpg
 
 Row 1, regional reroll: a picture (seed 0), then its lower-left quarter rerolled with seeds 1, 2, 3 (the
-rest stays). Row 2, the look of a reference photo: the same sketch from the reference (another example's
-photo) at strengths 0.4, 0.7 and 1 (= the layout alone). Row 3, photo to layout: an example photo, the
-segmenter's layout, thinned to a sketch, and a new picture from the sketch (seed 0).
+rest stays). Row 2, the look of a reference: the same sketch started from a reference picture (another
+sketch's generated picture) at strengths 0.4, 0.7 and 1 (= the layout alone). Row 3, photo to layout: a
+generated picture as the photo, the segmenter's layout, thinned to a sketch, new pictures from the sketch.
+Every image is generated: no data-set photo appears in the figure.
 """
 import argparse
 from pathlib import Path
@@ -46,18 +47,18 @@ def main():
         current = pipe.reroll(lay, current, region, seed=seed)
         row1.append(current)
 
-    reference = read_rgb(str(sketches[4]).replace("_sketch", "_photo"))
+    reference = pipe(cs.colors_to_ids(read_rgb(sketches[4])), seed=5, upscale=None)  # a 64x64 picture
     row2 = [cs.ids_to_colors(lay), reference] + [pipe(lay, seed=0, init=reference, strength=t) for t in (0.4, 0.7, 1.0)]
 
     seg = Segmenter.from_pretrained(a.segmenter)
-    photo = read_rgb(str(sketches[2]).replace("_sketch", "_photo"))
+    photo = pipe(cs.colors_to_ids(read_rgb(sketches[2])), seed=3)
     ids = layout_from_photo(photo, seg, pipe.base_size)
     thin = layout_from_photo(photo, seg, pipe.base_size, sketch=True, seed=0)
     row3 = [photo, cs.ids_to_colors(ids), cs.ids_to_colors(thin), pipe(thin, seed=0), pipe(thin, seed=1)]
 
     labels = [["sketch", "seed 0", "reroll lower-left: seed 1", "seed 2", "seed 3"],
-              ["sketch", "reference photo", "strength 0.4", "strength 0.7", "strength 1 (layout only)"],
-              ["a photo", "segmented", "thinned to a sketch", "new picture, seed 0", "seed 1"]]
+              ["sketch", "reference (generated)", "strength 0.4", "strength 0.7", "strength 1 (layout only)"],
+              ["a picture", "segmented", "thinned to a sketch", "new picture, seed 0", "seed 1"]]
     rows = []
     for row, names in zip((row1, row2, row3), labels):
         tiles = []

@@ -1,9 +1,9 @@
-"""The README's teaser: the example sketches, what the shipped models make of them at 256x256, the real photos.
+"""The README's teaser: the example sketches and what the shipped models make of them at 256x256.
 
     python examples/make_teaser.py            # -> examples/teaser.jpg (4-step student + learned upsampler, seed 0)
 
-Rows: the sketch (as painted: a few strokes, white = unknown), the generated photo, the held-out photo the
-sketch was drawn from (64x64, shown enlarged). Regenerate it after shipping new models.
+Rows: the sketch (as painted: a few strokes, white = unknown) and the generated photo. No data-set photo
+appears in it (those stay out of the repository's figures). Regenerate it after shipping new models.
 """
 import argparse
 from pathlib import Path
@@ -34,18 +34,15 @@ def main():
     cols = []
     for sketch_path in sorted(HERE.glob("*_sketch.png")):
         sketch = cv2.cvtColor(cv2.imread(str(sketch_path)), cv2.COLOR_BGR2RGB)
-        photo = cv2.cvtColor(cv2.imread(str(sketch_path).replace("_sketch", "_photo")), cv2.COLOR_BGR2RGB)
         ids = pipe.classset.colors_to_ids(sketch)
         generated = pipe(ids, seed=a.seed)
         tile = lambda im, interp: cv2.resize(im, (a.size, a.size), interpolation=interp)  # noqa: E731
-        cols.append(np.concatenate([tile(sketch, cv2.INTER_NEAREST), tile(generated, cv2.INTER_AREA),
-                                    tile(photo, cv2.INTER_CUBIC)], axis=0))
+        cols.append(np.concatenate([tile(sketch, cv2.INTER_NEAREST), tile(generated, cv2.INTER_AREA)], axis=0))
     grid = np.concatenate([np.pad(c, ((0, 0), (2, 2), (0, 0)), constant_values=255) for c in cols], axis=1)
     s = a.size
     grid[:s, :] = label(grid[:s, :], "sketch (white = unknown)")
     how = "learned upsampler" if pipe.upsampler is not None else "bicubic"
-    grid[s:2 * s, :] = label(grid[s:2 * s, :], f"generated, 256x256 ({how}), seed {a.seed}")
-    grid[2 * s:, :] = label(grid[2 * s:, :], "the real photo (64x64)")
+    grid[s:, :] = label(grid[s:, :], f"generated, 256x256 ({how}), seed {a.seed}")
     cv2.imwrite(a.out, cv2.cvtColor(grid, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
     print(f"wrote {a.out} ({grid.shape[1]}x{grid.shape[0]})")
 
