@@ -124,6 +124,16 @@ def load_model(folder: str | Path, kind: str, build, what: str):
     return config, module
 
 
+def load_classes(config: dict, folder: str | Path):
+    """The ``ClassSet`` a model folder's config names, or a clear ``CheckpointError``."""
+    from .classes import ClassSet
+
+    try:
+        return ClassSet.from_dict(config["classes"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{folder}: its class set is missing or malformed ({err})") from err
+
+
 # ---- optimizer state <-> flat tensors (so training state is safetensors too) ------------------
 def flatten_optimizer(state: dict, prefix: str = "opt") -> tuple[dict[str, torch.Tensor], str]:
     tensors = {}

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_model
+from .checkpoint import load_classes, load_model
 from .classes import ClassSet, one_hot
 from .diffusion import SAMPLERS, Known, Step, guided, q_sample
 from .layouts import to_ids
@@ -59,10 +59,7 @@ class Synthesizer:
     def from_pretrained(cls, path: str | Path, device: str = "cpu", precision: str = "fp32") -> "Synthesizer":
         config, model = load_model(path, DIFFUSION_KIND, lambda c: UNet(UNetConfig.from_dict(c["unet"])),
                                    "a sparsesis diffusion model")
-        try:
-            classset = ClassSet.from_dict(config["classes"])
-        except (KeyError, ValueError) as err:
-            raise CheckpointError(f"{path}: its class set is missing or malformed ({err})") from err
+        classset = load_classes(config, path)
         return cls(model, classset, config, device, precision)
 
     def layout_ids(self, layout, snap_colors: bool = False) -> np.ndarray:

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import CheckpointError, load_model
+from .checkpoint import CheckpointError, load_classes, load_model
 from .classes import ClassSet, one_hot
 from .layouts import LayoutError, to_ids
 from .schema import UPSAMPLER_KIND
@@ -109,10 +109,7 @@ class Upsampler:
     def from_pretrained(cls, path: str | Path, device: str = "cpu", precision: str = "fp32") -> "Upsampler":
         config, net = load_model(path, UPSAMPLER_KIND, lambda c: UpsamplerNet(UpsamplerConfig(**c["model"])),
                                  "a sparsesis upsampler")
-        try:
-            classset = ClassSet.from_dict(config["classes"])
-        except (KeyError, ValueError) as err:
-            raise CheckpointError(f"{path}: its class set is missing or malformed ({err})") from err
+        classset = load_classes(config, path)
         return cls(net, classset, config, device, precision)
 
     def check_compatible(self, classset: ClassSet, source: str = "the generator") -> None:
