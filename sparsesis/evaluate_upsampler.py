@@ -9,7 +9,9 @@ at 256. Reported per input set (``real``: the held-out photos area-downsampled t
 generator's images for the class-wise-masked held-out layouts) and method (``bicubic``, ``learned``):
 ``patch_fd``, whole-image ``fd`` at 256, ``kid``, ``miou`` (segmenter on the 256 image against the full
 labels at 256) and ``psnr_back`` (the output area-downsampled to 64 against its input: the upsampler adds
-detail, it does not repaint). ``floor``: 100 real training photos against the held-out ones.
+detail, it does not repaint). ``floor``: 100 real training photos against the held-out ones. An upsampler
+with a degradation-level input upscales the clean downsampled photos at level 0 and generated images at its
+folder's default level (``level`` in each ``learned`` row).
 """
 from __future__ import annotations
 
@@ -38,23 +40,47 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
 
 
+def upsampler_inputs(pairs, generator, n: int | None = None, base_size: int = 64, seed: int = 0) -> dict:
+    """What the upsampler is measured on, for the first ``n`` of ``pairs`` (centre views at the output size):
+    ``photos`` and ``labels`` at the output size, ``layouts`` (class-wise-masked, at the output size),
+    ``real_small`` (the photos area-downsampled to ``base_size``) and ``generated_small`` (the generator's images
+    for the masked layouts, seed ``seed + i`` for the batch starting at ``i``)."""
+    from .evaluate import held_out_inputs
+
+    photos, labels = pairs.centre_arrays()  # (N, S, S, 3), (N, S, S)
+    n = len(photos) if n is None else min(n, len(photos))
+    photos, labels = photos[:n], labels[:n]
+    size = photos.shape[1]
+    small_ids, _ = held_out_inputs(_resized(pairs, base_size), "random_mask", 1, n)
+    large_ids = np.stack([cv2.resize(i.astype(np.int32), (size, size), interpolation=cv2.INTER_NEAREST)
+                          for i in small_ids]).astype(np.int64)
+    generated = np.concatenate([generator(small_ids[i:i + 20], seed=seed + i) for i in range(0, n, 20)])
+    return {"photos": photos, "labels": labels, "layouts": large_ids, "real_small": area_down(photos, base_size),
+            "generated_small": generated}
+
+
+def input_levels(upsampler) -> dict:
+    """The degradation level each input set is upscaled at: 0 for the clean downsampled photos (what the level
+    means), the model folder's default for generated images; None for upsamplers without a level input."""
+    return {"real": 0.0 if upsampler.default_level is not None else None, "generated": upsampler.default_level}
+
+
 def upsampler_report(upsampler, generator, eval_pairs, train_pairs, net, segmenter=None, base_size: int = 64,
                      mask_seed: int = 0, seed: int = 0, limit: int | None = None, repeats: int = 5,
                      progress: bool = True) -> dict:
-    from .evaluate import held_out_inputs
     from .latency import probe_layout
     from .metrics import fd_from_features, kid
     from .pipeline import Pipeline
     from .upsampler import bicubic_up
 
-    photos, labels = eval_pairs.centre_arrays()  # (N, 256, 256, 3), (N, 256, 256)
-    n = len(photos) if limit is None else min(limit, len(photos))
-    photos, labels = photos[:n], labels[:n]
-    size = photos.shape[1]
+    inputs = upsampler_inputs(eval_pairs, generator, limit, base_size, seed)
+    photos, labels = inputs["photos"], inputs["labels"]
+    n, size = len(photos), photos.shape[1]
     pos = patch_positions(size)
     real_patch = net(patches(photos, pos))
     real_whole = net(photos)
     pipe = Pipeline(generator, upsampler)
+    levels = input_levels(upsampler)
 
     def score(images: np.ndarray, inputs: np.ndarray) -> dict:
         feats = net(images)
@@ -67,17 +93,13 @@ def upsampler_report(upsampler, generator, eval_pairs, train_pairs, net, segment
         return row
 
     out = {}
-    # real: the held-out photos at 64, upscaled; the layout at 256 is the sparse class-wise mask of the truth
-    small_ids, _ = held_out_inputs(_resized(eval_pairs, base_size), "random_mask", 1, n)
-    large_ids = np.stack([cv2.resize(i.astype(np.int32), (size, size), interpolation=cv2.INTER_NEAREST)
-                          for i in small_ids]).astype(np.int64)
-    real_small = area_down(photos, base_size)
-    out["real"] = {"bicubic": score(bicubic_up(real_small), real_small),
-                   "learned": score(upsampler(real_small, large_ids), real_small)}
-    # generated: what users see
-    gen_small = np.concatenate([generator(small_ids[i:i + 20], seed=seed + i) for i in range(0, n, 20)])
-    out["generated"] = {"bicubic": score(bicubic_up(gen_small), gen_small),
-                        "learned": score(upsampler(gen_small, large_ids), gen_small)}
+    # real: the held-out photos at 64, upscaled; the layout at 256 is the sparse class-wise mask of the truth.
+    # generated: the generator's images for the same masked layouts, what users see
+    for name in ("real", "generated"):
+        small = inputs[f"{name}_small"]
+        out[name] = {"bicubic": score(bicubic_up(small), small),
+                     "learned": {**score(upsampler(small, inputs["layouts"], levels[name]), small),
+                                 "level": levels[name]}}
     train_photos, _ = train_pairs.centre_arrays()
     floor = train_photos[np.random.default_rng(seed).choice(len(train_photos), n, replace=False)]
     out["floor"] = {"patch_fd": round(fd_from_features(net(patches(floor, pos)), real_patch), 2),

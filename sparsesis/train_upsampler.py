@@ -31,7 +31,8 @@ from .classes import one_hot
 from .data import load_split
 from .masking import MaskConfig, class_wise_random
 from .schema import UPSAMPLER_KIND
-from .training import TrainingLoop, config_from_args, config_parser, load_state, save_state, set_threads
+from .training import (PRECISIONS, TrainingLoop, config_from_args, config_parser, load_state, mixed_precision,
+                       save_state, set_threads)
 from .unet import count_parameters
 from .upsampler import UpsamplerConfig, UpsamplerNet, area_down
 
@@ -54,6 +55,14 @@ class UpsamplerTrainConfig:
     layout_drop: float = 0.2  # share of examples with an all-UNKNOWN layout
     blur_max: float = 0.8  # the degradation: Gaussian blur sigma up to this (pixels at the input size) ...
     noise_max: float = 6.0  # ... and Gaussian noise std up to this (0-255)
+    # level input (CDM): each input is degraded to a drawn level in [0, 1] (0 with probability clean_share) and
+    # the network is told the level, so clean photos and a generator's images each get the detail they need
+    level_input: bool = False
+    clean_share: float = 0.25
+    default_level: float = 0.5  # written to the model folder; the level assumed for a generator's images
+    init_from: str | None = None  # an upsampler folder to start from when the run has no state (same width)
+    decay_from: int | None = None  # the learning rates fall linearly to 0 from this step to `steps`
+    precision: str = "fp32"  # "bf16": autocast forward passes
     seed: int = 0
     steps: int = 20_000
     minutes: float | None = None
@@ -75,10 +84,23 @@ def degrade(photo_small: np.ndarray, rng: np.random.Generator, blur_max: float =
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
+def degrade_to_level(photo_small: np.ndarray, rng: np.random.Generator, level: float, blur_max: float = 0.8,
+                     noise_max: float = 6.0) -> np.ndarray:
+    """``degrade`` at a known strength: blur sigma ``level * blur_max``, noise std ``level * noise_max``, a colour
+    gain and offset of random sign up to ``level`` times ``degrade``'s range. Level 0 returns the input."""
+    x = photo_small.astype(np.float32)
+    if level * blur_max > 0.2:
+        x = cv2.GaussianBlur(x, (0, 0), level * blur_max)
+    x = x * (1 + level * rng.uniform(-0.08, 0.08, size=3)) + level * rng.uniform(-8, 8, size=3)
+    x = x + rng.normal(0.0, level * noise_max, size=x.shape)
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
 def make_batch(pairs, step: int, cfg: UpsamplerTrainConfig, masker):
-    """-> (inputs (B, 3, p/4, p/4), targets (B, 3, p, p)) in [-1, 1], layouts (B, p, p) long. Pure in (seed, step)."""
+    """-> (inputs (B, 3, p/4, p/4), targets (B, 3, p, p)) in [-1, 1], layouts (B, p, p) long, levels (B,) (all 0
+    without a level input). Pure in (seed, step)."""
     unknown = pairs.classset.unknown_id
-    xs, ys, lays = [], [], []
+    xs, ys, lays, levels = [], [], [], []
     for j in range(cfg.batch_size):
         rng = np.random.default_rng([cfg.seed, step, j])
         photo, label = pairs.augmented(int(rng.integers(len(pairs))), rng)
@@ -86,11 +108,17 @@ def make_batch(pairs, step: int, cfg: UpsamplerTrainConfig, masker):
         photo = photo[y0:y0 + cfg.patch, x0:x0 + cfg.patch]
         label = label[y0:y0 + cfg.patch, x0:x0 + cfg.patch]
         small = cv2.resize(photo, (cfg.patch // 4, cfg.patch // 4), interpolation=cv2.INTER_AREA)
-        xs.append(degrade(small, rng, cfg.blur_max, cfg.noise_max))
+        if cfg.level_input:
+            level = 0.0 if rng.random() < cfg.clean_share else float(rng.uniform(0.0, 1.0))
+            xs.append(degrade_to_level(small, rng, level, cfg.blur_max, cfg.noise_max))
+        else:
+            level = 0.0
+            xs.append(degrade(small, rng, cfg.blur_max, cfg.noise_max))
+        levels.append(level)
         ys.append(photo)
         lays.append(np.full_like(label, unknown) if rng.random() < cfg.layout_drop else masker(label, unknown, rng))
     to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
-    return to_t(xs), to_t(ys), torch.from_numpy(np.stack(lays)).long()
+    return to_t(xs), to_t(ys), torch.from_numpy(np.stack(lays)).long(), torch.tensor(levels)
 
 
 class PatchDiscriminator(nn.Module):
@@ -120,12 +148,45 @@ class PatchDiscriminator(nn.Module):
 
 def upsampler_config(net: UpsamplerNet, classset, record: dict, train: UpsamplerTrainConfig | None = None) -> dict:
     cfg = {"kind": UPSAMPLER_KIND, "model": net.cfg.to_dict(), "classes": classset.to_dict(), "record": record}
+    if net.cfg.level_input:
+        cfg["defaults"] = {"level": train.default_level if train is not None else 0.5}
     if train is not None:
         cfg["training"] = json.loads(json.dumps(asdict(train)))
     return cfg
 
 
+def init_weights(net: UpsamplerNet, folder: str, classset) -> None:
+    """Start ``net`` from a trained upsampler of the same width and depth. A level input the old network lacked
+    gets zero weights, so the new network starts out computing exactly what the old one did."""
+    from .checkpoint import load_model_dir
+
+    old_cfg, weights = load_model_dir(folder)
+    if old_cfg.get("kind") != UPSAMPLER_KIND:
+        raise ValueError(f"--init-from {folder}: not a sparsesis upsampler")
+    old = UpsamplerConfig(**old_cfg["model"])
+    if old.label_channels != classset.num_channels:
+        raise ValueError(f"--init-from {folder}: trained for {old.label_channels - 1} classes, the data has "
+                         f"{classset.num_classes}")
+    if (old.channels, old.blocks) != (net.cfg.channels, net.cfg.blocks):
+        raise ValueError(f"--init-from {folder}: {old.channels} channels x {old.blocks} blocks, the run is "
+                         f"{net.cfg.channels} x {net.cfg.blocks}: pass --channels and --blocks to match")
+    head = weights["head.weight"]  # (ch, 3 + K+1 [+ 1], 3, 3)
+    missing = net.head.weight.shape[1] - head.shape[1]
+    if missing < 0:
+        raise ValueError(f"--init-from {folder}: it has a level input, pass --level-input")
+    weights["head.weight"] = torch.cat([head, head.new_zeros(head.shape[0], missing, 3, 3)], 1)
+    net.load_state_dict(weights)
+
+
+def learning_rate_scale(step: int, steps: int, decay_from: int | None) -> float:
+    """1 until ``decay_from``, then falling linearly to 0 at ``steps``."""
+    if decay_from is None or step < decay_from:
+        return 1.0
+    return max(0.0, (steps - step) / max(1, steps - decay_from))
+
+
 def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
+    autocast = mixed_precision(cfg.precision)  # an unknown precision fails here, before any work
     set_threads(cfg.threads)
     run = Path(cfg.run)
     run.mkdir(parents=True, exist_ok=True)
@@ -134,7 +195,9 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
     pairs = load_split("train", cfg.size, cfg.data, progress=progress)
     classset = pairs.classset
     torch.manual_seed(cfg.seed)
-    net = UpsamplerNet(UpsamplerConfig(classset.num_channels, cfg.channels, cfg.blocks))
+    net = UpsamplerNet(UpsamplerConfig(classset.num_channels, cfg.channels, cfg.blocks, level_input=cfg.level_input))
+    if cfg.init_from and not (run / STATE_FILE).is_file():
+        init_weights(net, cfg.init_from, classset)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     disc = PatchDiscriminator(classset.num_channels)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
@@ -144,6 +207,7 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
     if (run / STATE_FILE).is_file():
         meta = load_state(run / STATE_FILE, modules, optimizers)
         step, record = int(meta["step"]), json.loads(meta["record"])
+    record.setdefault("images_by_precision", {"fp32": record["images_seen"]})
     mask_cfg = MaskConfig()
     masker = lambda labels, unknown, rng: class_wise_random(labels, unknown, rng, mask_cfg)  # noqa: E731
     loop = TrainingLoop(cfg.steps, step, "train upsampler", cfg.minutes, progress)
@@ -160,13 +224,19 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
         try:
             while loop.running():
                 t0 = time.time()
-                x, y, lay_ids = make_batch(pairs, loop.step, cfg, masker)
+                x, y, lay_ids, levels = make_batch(pairs, loop.step, cfg, masker)
                 lay = one_hot(lay_ids, classset.num_channels)
-                fake = net(x, lay)
+                scale = learning_rate_scale(loop.step, cfg.steps, cfg.decay_from)
+                for opt, lr in ((opt_g, cfg.lr), (opt_d, cfg.lr_d)):
+                    for group in opt.param_groups:
+                        group["lr"] = lr * scale
+                with autocast:
+                    fake = net(x, lay, levels).float()
                 adversarial = loop.step >= cfg.adv_from
                 logs = {}
                 if adversarial:
-                    d_real, d_fake = disc(y, lay)[-1], disc(fake.detach(), lay)[-1]
+                    with autocast:
+                        d_real, d_fake = disc(y, lay)[-1].float(), disc(fake.detach(), lay)[-1].float()
                     d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
                     opt_d.zero_grad(set_to_none=True)
                     d_loss.backward()
@@ -175,9 +245,10 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
                 l1 = (fake - y).abs().mean()
                 g_loss = l1
                 if adversarial:
-                    f_fake = disc(fake, lay)
-                    with torch.no_grad():
-                        f_real = disc(y, lay)
+                    with autocast:
+                        f_fake = [f.float() for f in disc(fake, lay)]
+                        with torch.no_grad():
+                            f_real = [f.float() for f in disc(y, lay)]
                     adv = -f_fake[-1].mean()
                     fm = sum((a - b).abs().mean() for a, b in zip(f_fake[:-1], f_real[:-1])) / (len(f_fake) - 1)
                     g_loss = g_loss + cfg.adv_weight * adv + cfg.fm_weight * fm
@@ -193,6 +264,8 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
                 # how far the output's 4x area-downsample is from the (degraded) input: it should add detail only
                 logs["consistency"] = (area_down(fake.detach()) - x).abs().mean().item()
                 record["images_seen"] += cfg.batch_size
+                by_precision = record["images_by_precision"]
+                by_precision[cfg.precision] = by_precision.get(cfg.precision, 0) + cfg.batch_size
                 record["train_seconds"] += time.time() - t0
                 step = loop.advance(**{k: f"{v:.3f}" for k, v in logs.items()})
                 if step % 10 == 0:
@@ -211,7 +284,8 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
 def main(argv=None) -> None:
     from .data import DataError
 
-    p = config_parser(UpsamplerTrainConfig, "python -m sparsesis.train_upsampler", __doc__, names={"run": "--run-dir"})
+    p = config_parser(UpsamplerTrainConfig, "python -m sparsesis.train_upsampler", __doc__, names={"run": "--run-dir"},
+                      choices={"precision": list(PRECISIONS)})
     cfg = config_from_args(UpsamplerTrainConfig, p.parse_args(argv))
     try:
         print(json.dumps(train_upsampler(cfg), indent=2))

@@ -28,6 +28,17 @@ import torch
 from .checkpoint import flatten_optimizer, load_tensors, prefixed, read_metadata, save_tensors_atomic, unflatten_optimizer
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def mixed_precision(precision: str):
+    """The forward passes' autocast context: ``"bf16"`` runs matrix products and convolutions in bfloat16 (about
+    2x faster on CPUs with AVX-512 BF16, parameters and optimizer state stay fp32), ``"fp32"`` changes nothing."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def set_threads(threads: int | None) -> None:
     """CPU threads for torch (``None``: torch's default). One thread trains about as fast as two here, so two
     runs can share a 2-core machine."""

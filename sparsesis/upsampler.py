@@ -32,6 +32,9 @@ class UpsamplerConfig:
     channels: int = 48
     blocks: int = 8
     scale: int = 4  # two pixel-shuffle stages of 2
+    # the input's degradation level in [0, 1] as an extra input plane (CDM's noise-conditioning augmentation):
+    # 0 = a clean downsampled photo, higher = as blurred, grainy and colour-shifted as the training degraded it
+    level_input: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,7 +59,7 @@ class UpsamplerNet(nn.Module):
             raise ValueError(f"the upsampler is built for 4x, got scale {cfg.scale}")
         self.cfg = cfg
         ch, lc = cfg.channels, cfg.label_channels
-        self.head = nn.Conv2d(3 + lc, ch, 3, padding=1)
+        self.head = nn.Conv2d(3 + lc + int(cfg.level_input), ch, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock(ch) for _ in range(cfg.blocks)], nn.Conv2d(ch, ch, 3, padding=1))
         self.up1 = nn.Sequential(nn.Conv2d(ch, 4 * ch, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, inplace=True))
         self.mix1 = nn.Sequential(nn.Conv2d(ch + lc, ch, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
@@ -65,9 +68,15 @@ class UpsamplerNet(nn.Module):
         self.mix2 = nn.Sequential(nn.Conv2d(half + lc, half, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
                                   nn.Conv2d(half, 3, 3, padding=1))
 
-    def forward(self, x: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
-        # x: (B, 3, h, w); layout: (B, K+1, 4h, 4w)
-        f = self.head(torch.cat([x, F.avg_pool2d(layout, 4)], 1))
+    def forward(self, x: torch.Tensor, layout: torch.Tensor, level: torch.Tensor | float | None = None) -> torch.Tensor:
+        # x: (B, 3, h, w); layout: (B, K+1, 4h, 4w); level: (B,) or a number in [0, 1] (networks with level_input)
+        inputs = [x, F.avg_pool2d(layout, 4)]
+        if self.cfg.level_input:
+            if level is None:
+                raise ValueError("this upsampler needs the input's degradation level (0 = a clean photo)")
+            level = torch.as_tensor(level, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+            inputs.append(level.expand(x.shape[0], 1, *x.shape[2:]))
+        f = self.head(torch.cat(inputs, 1))
         f = f + self.body(f)
         f = self.mix1(torch.cat([self.up1(f), F.avg_pool2d(layout, 2)], 1))  # (B, ch, 2h, 2w)
         detail = self.mix2(torch.cat([self.up2(f), layout], 1))  # (B, 3, 4h, 4w)
@@ -119,9 +128,19 @@ class Upsampler:
                                   f"({self.classset.num_classes} classes), {source} uses {classset.name!r} "
                                   f"({classset.num_classes}); use an upsampler trained for the same classes")
 
+    @property
+    def default_level(self) -> float | None:
+        """The degradation level assumed for generated images (the model folder's ``defaults.level``); None for
+        upsamplers without a level input."""
+        if not self.net.cfg.level_input:
+            return None
+        return float(self.config.get("defaults", {}).get("level", 0.0))
+
     @torch.no_grad()
-    def __call__(self, images: np.ndarray, layouts=None) -> np.ndarray:
-        """``(h, w, 3)`` or ``(B, h, w, 3)`` uint8, layouts as ids/colour maps at ``4h`` (None: all unknown)."""
+    def __call__(self, images: np.ndarray, layouts=None, level: float | None = None) -> np.ndarray:
+        """``(h, w, 3)`` or ``(B, h, w, 3)`` uint8, layouts as ids/colour maps at ``4h`` (None: all unknown).
+        ``level``: how degraded the inputs are, 0 (clean photos) to 1; None takes ``default_level``, which suits
+        a generator's images. Ignored by upsamplers without a level input."""
         from .data import photo_to_tensor, tensor_to_photo
 
         images = np.asarray(images)
@@ -138,9 +157,13 @@ class Upsampler:
             if ids.shape[-2:] != out_size or len(ids) != b:
                 raise LayoutError(f"the upsampler's layout must be {b} map(s) of {out_size[1]}x{out_size[0]} (the "
                                   f"output size), got {ids.shape}")
+        if level is None:
+            level = self.default_level
+        elif not 0.0 <= float(level) <= 1.0:
+            raise ValueError(f"level must be between 0 (a clean photo) and 1, got {level}")
         x = photo_to_tensor(batch).to(self.device)
         lay = one_hot(torch.from_numpy(ids).to(self.device), self.classset.num_channels)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            y = self.net(x, lay)
+            y = self.net(x, lay, level)
         out = tensor_to_photo(y.float())
         return out[0] if one else out

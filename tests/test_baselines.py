@@ -133,3 +133,26 @@ def test_evaluation_accepts_a_gan_checkpoint(toy_root, tmp_path):
     res = json.loads(out.read_text())
     assert res["methods"]["spade"]["scribble"]["n"] == 4
     assert res["info"]["spade"]["images_seen"] == 2
+
+
+@pytest.mark.slow
+def test_gan_training_in_bf16_resumes_exactly(toy_root, tmp_path):
+    """Interrupted and resumed = uninterrupted, generator, discriminator and optimizers alike; the record says
+    how many images each precision trained."""
+    base = dict(method="spade", data=str(toy_root), image_size=32, batch_size=2, save_every=1, threads=2,
+                precision="bf16")
+    train_gan(GanTrainConfig(run=str(tmp_path / "a"), steps=3, **base), progress=False)
+    train_gan(GanTrainConfig(run=str(tmp_path / "b"), steps=2, **base), progress=False)
+    rec = train_gan(GanTrainConfig(run=str(tmp_path / "b"), steps=3, **base), progress=False)
+    assert rec["step"] == 3 and rec["images_by_precision"] == {"fp32": 0, "bf16": 6}
+    a, b = load_tensors(tmp_path / "a" / STATE_FILE), load_tensors(tmp_path / "b" / STATE_FILE)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_gan_training_refuses_an_unknown_precision_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
+        train_gan(GanTrainConfig(run=str(tmp_path / "g"), data=str(tmp_path / "no-data"), precision="fp16"),
+                  progress=False)
+    assert not (tmp_path / "g").exists()

@@ -12,7 +12,8 @@ from sparsesis.checkpoint import CheckpointError, save_model_dir
 from sparsesis.classes import LABELMEFACADE
 from sparsesis.editing import changed_region
 from sparsesis.pipeline import Pipeline
-from sparsesis.train_upsampler import UpsamplerTrainConfig, train_upsampler, upsampler_config
+from sparsesis.train_upsampler import (UpsamplerTrainConfig, degrade_to_level, init_weights, learning_rate_scale,
+                                       train_upsampler, upsampler_config)
 from sparsesis.upsampler import Upsampler, UpsamplerConfig, UpsamplerNet
 
 SHIPPED = REPO / "checkpoints" / "upsampler4x"
@@ -70,6 +71,69 @@ def test_training_resumes_exactly(toy_root, tmp_path):
     assert (tmp_path / "a" / "snapshots" / "step_000003" / "model.safetensors").is_file()
 
 
+def test_level_input_is_used_defaulted_and_checked(tmp_path):
+    torch.manual_seed(0)
+    net = UpsamplerNet(UpsamplerConfig(LABELMEFACADE.num_channels, channels=8, blocks=1, level_input=True))
+    train = UpsamplerTrainConfig(level_input=True, default_level=0.3)
+    up = Upsampler.from_pretrained(save_model_dir(tmp_path / "u", net.state_dict(),
+                                                  upsampler_config(net, LABELMEFACADE, {"step": 0}, train)))
+    assert up.default_level == 0.3
+    img = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert np.array_equal(up(img), up(img, level=0.3))  # generated images get the folder's level
+    assert not np.array_equal(up(img, level=0.0), up(img, level=1.0))
+    with pytest.raises(ValueError, match="level must be between 0"):
+        up(img, level=1.5)
+    with pytest.raises(ValueError, match="degradation level"):
+        net(torch.zeros(1, 3, 16, 16), torch.zeros(1, 10, 64, 64))
+    assert Upsampler.from_pretrained(tiny(tmp_path / "old")).default_level is None  # folders without a level input
+
+
+def test_a_level_input_network_starts_as_the_upsampler_it_continues(tmp_path):
+    old_folder = tiny(tmp_path / "old")
+    old = Upsampler.from_pretrained(old_folder).net
+    net = UpsamplerNet(UpsamplerConfig(LABELMEFACADE.num_channels, channels=8, blocks=1, level_input=True))
+    init_weights(net, str(old_folder), LABELMEFACADE)
+    x, lay = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 10, 64, 64)
+    for level in (0.0, 1.0):
+        torch.testing.assert_close(net(x, lay, level), old(x, lay))
+    wider = UpsamplerNet(UpsamplerConfig(LABELMEFACADE.num_channels, channels=16, blocks=1, level_input=True))
+    with pytest.raises(ValueError, match="pass --channels and --blocks"):
+        init_weights(wider, str(old_folder), LABELMEFACADE)
+
+
+def test_degradation_level_zero_is_clean_and_higher_levels_degrade_more():
+    img = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert np.array_equal(degrade_to_level(img, np.random.default_rng(1), 0.0), img)
+    err = [np.abs(degrade_to_level(img, np.random.default_rng(1), lv).astype(float) - img).mean() for lv in (0.3, 1)]
+    assert 0 < err[0] < err[1]
+
+
+def test_learning_rate_schedule_holds_then_falls_linearly_to_zero():
+    assert learning_rate_scale(900, 1000, None) == 1.0
+    assert [learning_rate_scale(s, 1000, 600) for s in (0, 599, 600, 800, 1000)] == [1.0, 1.0, 1.0, 0.5, 0.0]
+
+
+@pytest.mark.slow
+def test_level_training_in_bf16_continues_an_upsampler_and_resumes_exactly(toy_root, tmp_path):
+    from sparsesis.data import dataset_info
+
+    old = tiny(tmp_path / "old", dataset_info(toy_root)[0])
+    base = dict(data=str(toy_root), size=32, patch=16, channels=8, blocks=1, batch_size=2, adv_from=1, save_every=1,
+                threads=2, level_input=True, precision="bf16", init_from=str(old), decay_from=2, default_level=0.4)
+    train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "a"), steps=3, **base), progress=False)
+    train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "b"), steps=1, **base), progress=False)
+    rec = train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "b"), steps=3, **base), progress=False)
+    assert rec["step"] == 3 and rec["images_by_precision"] == {"fp32": 0, "bf16": 6}
+    a, b = (Upsampler.from_pretrained(tmp_path / r / "export") for r in "ab")
+    assert a.default_level == 0.4 and a.net.cfg.level_input
+    for k, v in a.net.state_dict().items():
+        torch.testing.assert_close(v, b.net.state_dict()[k])
+    start = Upsampler.from_pretrained(old).net.state_dict()
+    assert not torch.equal(a.net.state_dict()["body.0.body.0.weight"], start["body.0.body.0.weight"])  # it trained
+    with pytest.raises(ValueError, match="precision"):
+        train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "c"), **{**base, "precision": "fp16"}), progress=False)
+
+
 needs_shipped = pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="no shipped upsampler")
 
 
@@ -79,7 +143,7 @@ def test_shipped_upsampler_adds_detail_and_keeps_the_scene():
     up = Upsampler.from_pretrained(SHIPPED, precision="bf16")
     photos = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
                        for p in sorted((REPO / "examples").glob("*_photo.png"))])
-    out = up(photos)
+    out = up(photos, level=0.0)  # clean photos (upsamplers without a level input ignore it)
     back = np.stack([cv2.resize(o, (64, 64), interpolation=cv2.INTER_AREA) for o in out]).astype(float)
     psnr = 10 * np.log10(255 ** 2 / np.mean((back - photos) ** 2))
     assert psnr >= 30, psnr

@@ -22,7 +22,8 @@ from ..classes import one_hot
 from ..data import load_split
 from ..masking import MaskConfig
 from ..schema import gan_config
-from ..training import TrainingLoop, config_from_args, config_parser, load_state, save_state, set_threads
+from ..training import (PRECISIONS, TrainingLoop, config_from_args, config_parser, load_state, mixed_precision,
+                        save_state, set_threads)
 from ..unet import count_parameters
 from .models import METHODS, build_method, load_generator  # noqa: F401  (load_generator: re-exported for callers)
 
@@ -44,9 +45,11 @@ class GanTrainConfig:
     save_every: int = 200
     snapshot_every: int = 1000  # steps between generator snapshots in <run>/snapshots (1000 x 16 = 16,000 images)
     threads: int | None = None
+    precision: str = "fp32"  # "bf16": autocast forward passes (measured ~2x faster on this CPU)
 
 
 def train_gan(cfg: GanTrainConfig, progress: bool = True) -> dict:
+    autocast = mixed_precision(cfg.precision)  # an unknown precision fails here, before any work
     set_threads(cfg.threads)
     run = Path(cfg.run)
     run.mkdir(parents=True, exist_ok=True)
@@ -63,6 +66,8 @@ def train_gan(cfg: GanTrainConfig, progress: bool = True) -> dict:
     if (run / STATE_FILE).is_file():
         meta = load_state(run / STATE_FILE, modules, optimizers)
         step, record = int(meta["step"]), json.loads(meta["record"])
+    # a run may change precision when resumed; the record keeps how many images each precision trained
+    record.setdefault("images_by_precision", {"fp32": record["images_seen"]})
     loop = TrainingLoop(cfg.steps, step, f"train {cfg.method}", cfg.minutes, progress)
 
     def save():
@@ -79,15 +84,19 @@ def train_gan(cfg: GanTrainConfig, progress: bool = True) -> dict:
                 batch = make_batch(pairs, loop.step, cfg.seed, cfg.batch_size, masker)
                 layout = one_hot(batch.layouts, classset.num_channels)
                 g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + loop.step)
-                d_loss, logs = method.d_loss(batch.photos, layout, g, batch.full_layouts)
+                with autocast:
+                    d_loss, logs = method.d_loss(batch.photos, layout, g, batch.full_layouts)
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 opt_d.step()
-                g_loss, logs_g = method.g_loss(batch.photos, layout, g, batch.full_layouts)
+                with autocast:
+                    g_loss, logs_g = method.g_loss(batch.photos, layout, g, batch.full_layouts)
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()
                 record["images_seen"] += cfg.batch_size
+                by_precision = record["images_by_precision"]
+                by_precision[cfg.precision] = by_precision.get(cfg.precision, 0) + cfg.batch_size
                 record["train_seconds"] += time.time() - t0
                 record["losses"] = {**logs, **logs_g}
                 step = loop.advance(**{k: f"{v:.3f}" for k, v in record["losses"].items()})
@@ -109,7 +118,7 @@ def main(argv=None) -> None:
     from ..data import DataError
 
     p = config_parser(GanTrainConfig, "python -m sparsesis.baselines.train", __doc__, names={"run": "--run-dir"},
-                      choices={"method": sorted(METHODS)})
+                      choices={"method": sorted(METHODS), "precision": list(PRECISIONS)})
     cfg = config_from_args(GanTrainConfig, p.parse_args(argv))
     try:
         print(json.dumps(train_gan(cfg), indent=2))

@@ -1,0 +1,86 @@
+"""Choose an upsampler snapshot, and the degradation level for generated images, on training photos only.
+
+    python benchmarks/select_upsampler.py --folder checkpoints/upsampler4x \
+        --folder runs/upsampler4x_level/snapshots/step_004000 ... --levels 0 0.25 0.5 0.75 1 \
+        --out results/upsampler_selection.json
+
+The held-out photos stay for ``python -m sparsesis.evaluate upsampler``: a snapshot picked on them would make
+its figures optimistic. Two disjoint draws of 100 training photos (seed 0): the first is upscaled (area-
+downsampled to 64 and upscaled: ``real``; the 4-step student's images for their class-wise-masked layouts,
+upscaled at each level: ``generated``), the second is the reference. The score is the evaluation's patch FD
+(four 64x64 crops an image, FD-EffNetL0). Rows are merged into ``--out`` by folder (``commands`` lists every run), so
+snapshots can be added as a training goes on.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sparsesis.checkpoint import save_json_atomic  # noqa: E402
+from sparsesis.data import PairSet, load_split  # noqa: E402
+from sparsesis.evaluate_upsampler import patch_positions, patches, upsampler_inputs  # noqa: E402
+from sparsesis.loader import load  # noqa: E402
+from sparsesis.metrics import fd_from_features, feature_network  # noqa: E402
+from sparsesis.upsampler import Upsampler, bicubic_up  # noqa: E402
+
+
+def subset(pairs: PairSet, idx) -> PairSet:
+    return PairSet([pairs.photos[i] for i in idx], [pairs.labels[i] for i in idx], [pairs.stems[i] for i in idx],
+                   pairs.classset, pairs.size)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--folder", action="append", required=True, help="an upsampler model folder (repeatable)")
+    p.add_argument("--levels", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0],
+                   help="degradation levels tried on generated images (upsamplers with a level input)")
+    p.add_argument("--generator", default="checkpoints/ours64-student4")
+    p.add_argument("--n", type=int, default=100, help="photos upscaled, and photos in the reference")
+    p.add_argument("--data", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default="results/upsampler_selection.json")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+
+    pairs = load_split("train", 256, a.data)
+    order = np.random.default_rng(0).permutation(len(pairs))
+    inputs = upsampler_inputs(subset(pairs, order[:a.n]), load(a.generator, precision="bf16"), a.n)
+    reference, _ = subset(pairs, order[a.n:2 * a.n]).centre_arrays()
+    net = feature_network("effnet-lite0")
+    pos = patch_positions(reference.shape[1])
+    ref_feats = net(patches(reference, pos))
+    score = lambda images: round(fd_from_features(net(patches(images, pos)), ref_feats), 2)  # noqa: E731
+
+    out_path = Path(a.out)
+    old = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    rows = {r["folder"]: r for r in old.get("rows", [])}
+    for folder in a.folder:
+        up = Upsampler.from_pretrained(folder, precision="bf16")
+        lay = inputs["layouts"]
+        if up.default_level is None:
+            row = {"real": score(up(inputs["real_small"], lay)), "generated": {"-": score(up(inputs["generated_small"], lay))}}
+        else:
+            row = {"real": score(up(inputs["real_small"], lay, 0.0)),
+                   "generated": {str(lv): score(up(inputs["generated_small"], lay, lv)) for lv in a.levels}}
+        rows[folder] = {"folder": folder, "step": up.config.get("record", {}).get("step"), **row}
+        print(json.dumps(rows[folder]), flush=True)
+    out = {"protocol": f"patch FD-EffNetL0 (four 64x64 crops an image): {a.n} training photos upscaled against "
+                       f"{a.n} other training photos; real = downsampled to 64 (level 0), generated = the student's images "
+                       "for their class-wise-masked layouts, at each level",
+           "bicubic": {"real": score(bicubic_up(inputs["real_small"])),
+                       "generated": score(bicubic_up(inputs["generated_small"]))},
+           "rows": sorted(rows.values(), key=lambda r: r["folder"]),
+           "commands": old.get("commands", []) + [
+               "python benchmarks/select_upsampler.py " + " ".join(sys.argv[1:] if argv is None else argv)]}
+    save_json_atomic(out_path, out)
+
+
+if __name__ == "__main__":
+    main()
