@@ -5,7 +5,8 @@
 Each step takes random 128x128 crops of the 256-px training photos (random square crop, flip), makes the
 32x32 input the way the base model's images differ from clean downsampled photos (area-downsampled, then a
 random blur, Gaussian noise and a small colour shift; ``degrade``), and the layout at 128 under class-wise
-random masks (sometimes all UNKNOWN). Losses: L1 to the real crop, and after ``adv_from`` steps a hinge
+random masks (sometimes all UNKNOWN). With ``--level-input`` each input is degraded to a drawn level instead
+and the network is told it (``degrade_to_level``; CDM's noise-conditioning augmentation). Losses: L1 to the real crop, and after ``adv_from`` steps a hinge
 adversarial loss from a layout-conditioned patch discriminator plus its feature matching (pix2pixHD). No
 ImageNet network is used in any loss (the metric's network least of all). Batches are a pure function of
 (seed, step), so a resumed run continues exactly; ``<run>/export`` holds the EMA generator as a model folder,
