@@ -64,11 +64,10 @@ def main(argv=None) -> None:
     for folder in a.folder:
         up = Upsampler.from_pretrained(folder, precision="bf16")
         lay = inputs["layouts"]
-        if up.default_level is None:
-            row = {"real": score(up(inputs["real_small"], lay)), "generated": {"-": score(up(inputs["generated_small"], lay))}}
-        else:
-            row = {"real": score(up(inputs["real_small"], lay, 0.0)),
-                   "generated": {str(lv): score(up(inputs["generated_small"], lay, lv)) for lv in a.levels}}
+        levels = a.levels if up.default_level is not None else [None]  # without a level input: one row, "-"
+        row = {"real": score(up(inputs["real_small"], lay, 0.0)),
+               "generated": {"-" if lv is None else str(lv): score(up(inputs["generated_small"], lay, lv))
+                             for lv in levels}}
         rows[folder] = {"folder": folder, "step": up.config.get("record", {}).get("step"), **row}
         print(json.dumps(rows[folder]), flush=True)
     out = {"protocol": f"patch FD-EffNetL0 (four 64x64 crops an image): {a.n} training photos upscaled against "

@@ -32,8 +32,8 @@ from .classes import one_hot
 from .data import load_split
 from .masking import MaskConfig, class_wise_random
 from .schema import UPSAMPLER_KIND
-from .training import (PRECISIONS, TrainingLoop, config_from_args, config_parser, load_state, mixed_precision,
-                       save_state, set_threads)
+from .training import (PRECISIONS, TrainingLoop, config_from_args, config_parser, count_images, load_state,
+                       mixed_precision, save_state, set_threads)
 from .unet import count_parameters
 from .upsampler import UpsamplerConfig, UpsamplerNet, area_down
 
@@ -150,7 +150,7 @@ class PatchDiscriminator(nn.Module):
 def upsampler_config(net: UpsamplerNet, classset, record: dict, train: UpsamplerTrainConfig | None = None) -> dict:
     cfg = {"kind": UPSAMPLER_KIND, "model": net.cfg.to_dict(), "classes": classset.to_dict(), "record": record}
     if net.cfg.level_input:
-        cfg["defaults"] = {"level": train.default_level if train is not None else 0.5}
+        cfg["defaults"] = {"level": (train or UpsamplerTrainConfig()).default_level}
     if train is not None:
         cfg["training"] = json.loads(json.dumps(asdict(train)))
     return cfg
@@ -208,7 +208,6 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
     if (run / STATE_FILE).is_file():
         meta = load_state(run / STATE_FILE, modules, optimizers)
         step, record = int(meta["step"]), json.loads(meta["record"])
-    record.setdefault("images_by_precision", {"fp32": record["images_seen"]})
     mask_cfg = MaskConfig()
     masker = lambda labels, unknown, rng: class_wise_random(labels, unknown, rng, mask_cfg)  # noqa: E731
     loop = TrainingLoop(cfg.steps, step, "train upsampler", cfg.minutes, progress)
@@ -264,9 +263,7 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
                 logs["l1"] = l1.item()
                 # how far the output's 4x area-downsample is from the (degraded) input: it should add detail only
                 logs["consistency"] = (area_down(fake.detach()) - x).abs().mean().item()
-                record["images_seen"] += cfg.batch_size
-                by_precision = record["images_by_precision"]
-                by_precision[cfg.precision] = by_precision.get(cfg.precision, 0) + cfg.batch_size
+                count_images(record, cfg.precision, cfg.batch_size)
                 record["train_seconds"] += time.time() - t0
                 step = loop.advance(**{k: f"{v:.3f}" for k, v in logs.items()})
                 if step % 10 == 0:

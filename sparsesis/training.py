@@ -39,6 +39,15 @@ def mixed_precision(precision: str):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def count_images(record: dict, precision: str, n: int) -> None:
+    """Add ``n`` trained images to ``record["images_seen"]`` and to the count of their precision in
+    ``record["images_by_precision"]`` (a run may change precision when resumed; a record written before
+    precisions were counted trained them all in fp32)."""
+    by_precision = record.setdefault("images_by_precision", {"fp32": record["images_seen"]})
+    by_precision[precision] = by_precision.get(precision, 0) + n
+    record["images_seen"] += n
+
+
 def set_threads(threads: int | None) -> None:
     """CPU threads for torch (``None``: torch's default). One thread trains about as fast as two here, so two
     runs can share a 2-core machine."""

@@ -22,8 +22,8 @@ from ..classes import one_hot
 from ..data import load_split
 from ..masking import MaskConfig
 from ..schema import gan_config
-from ..training import (PRECISIONS, TrainingLoop, config_from_args, config_parser, load_state, mixed_precision,
-                        save_state, set_threads)
+from ..training import (PRECISIONS, TrainingLoop, config_from_args, config_parser, count_images, load_state,
+                        mixed_precision, save_state, set_threads)
 from ..unet import count_parameters
 from .models import METHODS, build_method, load_generator  # noqa: F401  (load_generator: re-exported for callers)
 
@@ -66,8 +66,6 @@ def train_gan(cfg: GanTrainConfig, progress: bool = True) -> dict:
     if (run / STATE_FILE).is_file():
         meta = load_state(run / STATE_FILE, modules, optimizers)
         step, record = int(meta["step"]), json.loads(meta["record"])
-    # a run may change precision when resumed; the record keeps how many images each precision trained
-    record.setdefault("images_by_precision", {"fp32": record["images_seen"]})
     loop = TrainingLoop(cfg.steps, step, f"train {cfg.method}", cfg.minutes, progress)
 
     def save():
@@ -94,9 +92,7 @@ def train_gan(cfg: GanTrainConfig, progress: bool = True) -> dict:
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()
-                record["images_seen"] += cfg.batch_size
-                by_precision = record["images_by_precision"]
-                by_precision[cfg.precision] = by_precision.get(cfg.precision, 0) + cfg.batch_size
+                count_images(record, cfg.precision, cfg.batch_size)
                 record["train_seconds"] += time.time() - t0
                 record["losses"] = {**logs, **logs_g}
                 step = loop.advance(**{k: f"{v:.3f}" for k, v in record["losses"].items()})
