@@ -44,6 +44,8 @@ def main(argv=None) -> None:
     p.add_argument("--n", type=int, default=100, help="photos upscaled, and photos in the reference")
     p.add_argument("--data", default=None)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--precision", default="auto", choices=["fp32", "bf16", "auto"],
+                   help="auto: bf16 where the CPU has it natively, else fp32 (emulated bf16 is several times slower)")
     p.add_argument("--out", default="results/upsampler_selection.json")
     a = p.parse_args(argv)
     if a.threads:
@@ -51,7 +53,7 @@ def main(argv=None) -> None:
 
     pairs = load_split("train", 256, a.data)
     order = np.random.default_rng(0).permutation(len(pairs))
-    inputs = upsampler_inputs(subset(pairs, order[:a.n]), load(a.generator, precision="bf16"), a.n)
+    inputs = upsampler_inputs(subset(pairs, order[:a.n]), load(a.generator, precision=a.precision), a.n)
     reference, _ = subset(pairs, order[a.n:2 * a.n]).centre_arrays()
     net = feature_network("effnet-lite0")
     pos = patch_positions(reference.shape[1])
@@ -62,13 +64,14 @@ def main(argv=None) -> None:
     old = json.loads(out_path.read_text()) if out_path.is_file() else {}
     rows = {r["folder"]: r for r in old.get("rows", [])}
     for folder in a.folder:
-        up = Upsampler.from_pretrained(folder, precision="bf16")
+        up = Upsampler.from_pretrained(folder, precision=a.precision)
         lay = inputs["layouts"]
         levels = a.levels if up.default_level is not None else [None]  # without a level input: one row, "-"
         row = {"real": score(up(inputs["real_small"], lay, 0.0)),
                "generated": {"-" if lv is None else str(lv): score(up(inputs["generated_small"], lay, lv))
                              for lv in levels}}
-        rows[folder] = {"folder": folder, "step": up.config.get("record", {}).get("step"), **row}
+        rows[folder] = {"folder": folder, "step": up.config.get("record", {}).get("step"), "precision": up.precision,
+                        **row}
         print(json.dumps(rows[folder]), flush=True)
     out = {"protocol": f"patch FD-EffNetL0 (four 64x64 crops an image): {a.n} training photos upscaled against "
                        f"{a.n} other training photos; real = downsampled to 64 (level 0), generated = the student's images "

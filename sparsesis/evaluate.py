@@ -321,7 +321,8 @@ def main(argv=None) -> None:
     ds.add_argument("--students", nargs="+", required=True,
                     help="student folders, or a distillation run folder holding student_<steps> folders")
     ds.add_argument("--ddim-steps", type=int, nargs="*", default=[1, 2, 4, 8, 16, 32])
-    ds.add_argument("--precision", default="bf16", choices=["fp32", "bf16"], help="as the demo runs (bf16)")
+    ds.add_argument("--precision", default="auto", choices=["fp32", "bf16", "auto"],
+                    help="as the demo runs (auto: bf16 where the CPU has it natively, else fp32)")
     ds.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
     ds.add_argument("--other-guidance", type=float, nargs="*", default=[],
                     help="extra plain-DDIM rows at each student's step count under these guidance scales")
@@ -331,6 +332,8 @@ def main(argv=None) -> None:
     up.add_argument("--generator", default="checkpoints/ours64-student4", help="the 64 px model whose images are upscaled")
     up.add_argument("--size", type=int, default=256, help="output size")
     up.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
+    up.add_argument("--precision", default="auto", choices=["fp32", "bf16", "auto"],
+                    help="as the demo runs (auto: bf16 where the CPU has it natively, else fp32)")
     for q in (g, t, sp, ds, up):
         q.add_argument("--data", default=None)
         q.add_argument("--steps", type=int, default=None, help="sampling steps (default: the checkpoint's)")
@@ -403,12 +406,12 @@ def main(argv=None) -> None:
             from .loader import load
             from .upsampler import Upsampler
 
-            upsampler = Upsampler.from_pretrained(a.upsampler, device=device, precision="bf16")
-            generator = load(a.generator, device=device, precision="bf16")
+            upsampler = Upsampler.from_pretrained(a.upsampler, device=device, precision=a.precision)
+            generator = load(a.generator, device=device, precision=a.precision)
             out = upsampler_report(upsampler, generator, load_split("eval", a.size, a.data),
                                    load_split("train", a.size, a.data), net, seg, generator.image_size,
                                    seed=a.seed, limit=a.limit, repeats=a.repeats)
-            out["metric"] = net.metric
+            out["metric"], out["precision"] = net.metric, upsampler.precision
         elif a.cmd == "sparsity":
             gens, eval_pairs = compared_methods(a, device)
             out = sparsity_curves(gens, eval_pairs, a.shares, a.strokes, a.robustness, a.mask_seeds, net, a.limit,

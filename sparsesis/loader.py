@@ -32,7 +32,7 @@ def checkpoint_kind(path: str | Path) -> str | None:
 
 def load(path: str | Path, device: str = "cpu", precision: str = "fp32"):
     """A ``Synthesizer`` (diffusion model or student) or a ``GanSynthesizer``, by the folder's kind.
-    ``precision`` applies to diffusion models (bf16 autocast on the CPU is ~1.3x faster)."""
+    ``precision`` (fp32, bf16 or auto: bf16 where the CPU has it natively) applies to diffusion models."""
     path = Path(path)
     kind = checkpoint_kind(path)
     if kind == GAN_KIND:

@@ -34,7 +34,7 @@ class Pipeline:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, upsampler: str | Path | None = "auto", device: str = "cpu",
-                        precision: str = "bf16") -> "Pipeline":
+                        precision: str = "auto") -> "Pipeline":
         """``upsampler="auto"`` takes ``upsampler4x`` beside the model folder when it is there; a path loads that
         one (a clear error when it is missing or broken); None: no learned upsampler (bicubic only)."""
         generator = load(path, device=device, precision=precision)

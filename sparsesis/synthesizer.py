@@ -17,6 +17,7 @@ from .checkpoint import load_classes, load_model
 from .classes import ClassSet, one_hot
 from .diffusion import SAMPLERS, Known, Step, guided, q_sample
 from .layouts import to_ids
+from .precision import resolve_precision
 from .schema import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DIFFUSION_KIND
 from .unet import UNet, UNetConfig, count_parameters
 
@@ -36,8 +37,7 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
 
 class Synthesizer:
     def __init__(self, model: UNet, classset: ClassSet, config: dict, device="cpu", precision: str = "fp32"):
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+        precision = resolve_precision(precision, device)
         self.model = model.eval().requires_grad_(False).to(device).to(memory_format=torch.channels_last)
         self.classset = classset
         self.config = config

@@ -156,9 +156,10 @@ def upsampler_config(net: UpsamplerNet, classset, record: dict, train: Upsampler
     return cfg
 
 
-def init_weights(net: UpsamplerNet, folder: str, classset) -> None:
+def init_weights(net: UpsamplerNet, folder: str, classset) -> dict:
     """Start ``net`` from a trained upsampler of the same width and depth. A level input the old network lacked
-    gets zero weights, so the new network starts out computing exactly what the old one did."""
+    gets zero weights, so the new network starts out computing exactly what the old one did. Returns what the
+    old folder's record says of its training (the new run's record keeps it as ``started_from``)."""
     from .checkpoint import load_model_dir
 
     old_cfg, weights = load_model_dir(folder)
@@ -177,6 +178,9 @@ def init_weights(net: UpsamplerNet, folder: str, classset) -> None:
         raise ValueError(f"--init-from {folder}: it has a level input, pass --level-input")
     weights["head.weight"] = torch.cat([head, head.new_zeros(head.shape[0], missing, 3, 3)], 1)
     net.load_state_dict(weights)
+    old_record = old_cfg.get("record", {})
+    return {"folder": str(folder), **{k: old_record[k] for k in ("step", "images_seen", "train_seconds")
+                                      if k in old_record}}
 
 
 def learning_rate_scale(step: int, steps: int, decay_from: int | None) -> float:
@@ -197,14 +201,17 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
     classset = pairs.classset
     torch.manual_seed(cfg.seed)
     net = UpsamplerNet(UpsamplerConfig(classset.num_channels, cfg.channels, cfg.blocks, level_input=cfg.level_input))
+    started_from = None
     if cfg.init_from and not (run / STATE_FILE).is_file():
-        init_weights(net, cfg.init_from, classset)
+        started_from = init_weights(net, cfg.init_from, classset)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     disc = PatchDiscriminator(classset.num_channels)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
     modules, optimizers = {"net": net, "ema": ema, "disc": disc}, {"opt_g": opt_g, "opt_d": opt_d}
     step, record = 0, {"images_seen": 0, "train_seconds": 0.0, "device": "cpu", "parameters": count_parameters(net)}
+    if started_from:  # this run's counts start at 0; the start's own training is kept beside them
+        record["started_from"] = started_from
     if (run / STATE_FILE).is_file():
         meta = load_state(run / STATE_FILE, modules, optimizers)
         step, record = int(meta["step"]), json.loads(meta["record"])

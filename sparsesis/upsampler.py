@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from .checkpoint import CheckpointError, load_classes, load_model
 from .classes import ClassSet, one_hot
 from .layouts import LayoutError, to_ids
+from .precision import resolve_precision
 from .schema import UPSAMPLER_KIND
 
 
@@ -105,8 +106,7 @@ class Upsampler:
     """A trained upsampler: ``up(images, layouts)`` -> images 4x larger (uint8)."""
 
     def __init__(self, net: UpsamplerNet, classset: ClassSet, config: dict, device="cpu", precision: str = "fp32"):
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+        precision = resolve_precision(precision, device)
         self.net = net.eval().requires_grad_(False).to(device)
         self.classset, self.config, self.device, self.precision = classset, config, torch.device(device), precision
 

@@ -124,6 +124,7 @@ def test_level_training_in_bf16_continues_an_upsampler_and_resumes_exactly(toy_r
     train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "b"), steps=1, **base), progress=False)
     rec = train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "b"), steps=3, **base), progress=False)
     assert rec["step"] == 3 and rec["images_by_precision"] == {"fp32": 0, "bf16": 6}
+    assert rec["started_from"] == {"folder": str(old), "step": 0}  # the start's own training stays on record
     a, b = (Upsampler.from_pretrained(tmp_path / r / "export") for r in "ab")
     assert a.default_level == 0.4 and a.net.cfg.level_input
     for k, v in a.net.state_dict().items():
@@ -140,7 +141,7 @@ needs_shipped = pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reas
 @needs_shipped
 def test_shipped_upsampler_adds_detail_and_keeps_the_scene():
     """Held-out photos (the examples, 64 px): the output, area-downsampled back to 64, is its input within 30 dB."""
-    up = Upsampler.from_pretrained(SHIPPED, precision="bf16")
+    up = Upsampler.from_pretrained(SHIPPED, precision="auto")  # as the demo runs
     photos = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
                        for p in sorted((REPO / "examples").glob("*_photo.png"))])
     out = up(photos, level=0.0)  # clean photos (upsamplers without a level input ignore it)
