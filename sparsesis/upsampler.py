@@ -90,6 +90,15 @@ def area_down(x: torch.Tensor, factor: int = 4) -> torch.Tensor:
     return F.avg_pool2d(x, factor)
 
 
+def back_project(y: torch.Tensor, x: torch.Tensor, rounds: int) -> torch.Tensor:
+    """Iterative back-projection (Irani & Peleg): ``rounds`` times, add to ``y`` the bicubic upscale of
+    ``x - area_down(y)``, pulling the output's 4x area-downsample towards its input ``x``."""
+    factor = y.shape[-1] // x.shape[-1]
+    for _ in range(rounds):
+        y = y + F.interpolate(x - area_down(y, factor), scale_factor=factor, mode="bicubic", align_corners=False)
+    return y
+
+
 def bicubic_up(images: np.ndarray, factor: int = 4) -> np.ndarray:
     """The baseline the upsampler is compared with: ``(B, h, w, 3)`` uint8 -> ``(B, 4h, 4w, 3)`` uint8."""
     import cv2
@@ -136,6 +145,13 @@ class Upsampler:
             return None
         return float(self.config.get("defaults", {}).get("level", 0.0))
 
+    @property
+    def back_projection(self) -> int:
+        """Rounds of back-projection after the network (the model folder's ``defaults.back_projection``, 0 when
+        absent): each adds the bicubic upscale of what the output's area-downsample misses of the input, so the
+        output keeps the input's colours and layout and the network only contributes detail."""
+        return int(self.config.get("defaults", {}).get("back_projection", 0))
+
     @torch.no_grad()
     def __call__(self, images: np.ndarray, layouts=None, level: float | None = None) -> np.ndarray:
         """``(h, w, 3)`` or ``(B, h, w, 3)`` uint8, layouts as ids/colour maps at ``4h`` (None: all unknown).
@@ -165,5 +181,6 @@ class Upsampler:
         lay = one_hot(torch.from_numpy(ids).to(self.device), self.classset.num_channels)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             y = self.net(x, lay, level)
-        out = tensor_to_photo(y.float())
+        y = back_project(y.float(), x, self.back_projection)
+        out = tensor_to_photo(y)
         return out[0] if one else out

@@ -14,7 +14,7 @@ from sparsesis.editing import changed_region
 from sparsesis.pipeline import Pipeline
 from sparsesis.train_upsampler import (UpsamplerTrainConfig, degrade_to_level, init_weights, learning_rate_scale,
                                        train_upsampler, upsampler_config)
-from sparsesis.upsampler import Upsampler, UpsamplerConfig, UpsamplerNet
+from sparsesis.upsampler import Upsampler, UpsamplerConfig, UpsamplerNet, area_down, back_project
 
 SHIPPED = REPO / "checkpoints" / "upsampler4x"
 
@@ -106,6 +106,24 @@ def test_degradation_level_zero_is_clean_and_higher_levels_degrade_more():
     assert np.array_equal(degrade_to_level(img, np.random.default_rng(1), 0.0), img)
     err = [np.abs(degrade_to_level(img, np.random.default_rng(1), lv).astype(float) - img).mean() for lv in (0.3, 1)]
     assert 0 < err[0] < err[1]
+
+
+def test_back_projection_pulls_the_output_towards_its_input(tmp_path):
+    """Each round shrinks what the output's area-downsample misses of the input; 0 rounds change nothing; the
+    model folder's defaults.back_projection sets the rounds an Upsampler runs."""
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    y = torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic") + 0.3 * torch.randn(2, 3, 32, 32) + 0.2
+    gaps = [(area_down(back_project(y, x, r)) - x).abs().mean().item() for r in range(4)]
+    assert torch.equal(back_project(y, x, 0), y)
+    assert gaps[0] > 0.15 and all(b < 0.5 * a for a, b in zip(gaps, gaps[1:])), gaps
+    folder = tiny(tmp_path / "u")
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "defaults": {"back_projection": 2}}))
+    img = np.random.default_rng(1).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    plain, projected = Upsampler.from_pretrained(tiny(tmp_path / "v")), Upsampler.from_pretrained(folder)
+    assert plain.back_projection == 0 and projected.back_projection == 2
+    back = lambda out: np.stack([cv2.resize(o, (8, 8), interpolation=cv2.INTER_AREA) for o in out]).astype(float)  # noqa: E731
+    assert np.abs(back(projected(img)) - img).mean() < 0.5 * np.abs(back(plain(img)) - img).mean()
 
 
 def test_learning_rate_schedule_holds_then_falls_linearly_to_zero():
