@@ -8,9 +8,7 @@ is several times slower than fp32. Times the 4-step student at 64 px and the 4x 
 """
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,20 +17,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sparsesis.latency import median_latency, probe_layout  # noqa: E402
+from sparsesis.latency import median_latency, median_seconds, probe_layout  # noqa: E402
 from sparsesis.loader import load  # noqa: E402
 from sparsesis.precision import native_bf16, resolve_precision  # noqa: E402
 from sparsesis.upsampler import Upsampler  # noqa: E402
-
-
-def upsampler_latency(up: Upsampler, image: np.ndarray, layout: np.ndarray, repeats: int) -> float:
-    up(image, layout)  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        up(image, layout)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main(argv=None) -> None:
@@ -53,7 +41,7 @@ def main(argv=None) -> None:
         image = gen(lay, seed=0)
         big_layout = np.kron(lay, np.ones((up.scale, up.scale), np.int64))
         student = median_latency(gen, gen.default_steps, a.repeats)
-        upscale = upsampler_latency(up, image, big_layout, a.repeats)
+        upscale = median_seconds(lambda _: up(image, big_layout), a.repeats)
         rows[precision] = {"student_s": round(student, 4), "upsampler_s": round(upscale, 4),
                            "picture_256_s": round(student + upscale, 4)}
         print(precision, json.dumps(rows[precision]), flush=True)

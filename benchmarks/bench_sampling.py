@@ -12,6 +12,7 @@ import torch
 
 from sparsesis import Synthesizer
 from sparsesis.latency import median_latency
+from sparsesis.precision import INFERENCE_PRECISIONS, PRECISION_HELP
 
 
 def main():
@@ -19,8 +20,7 @@ def main():
     p.add_argument("--checkpoint", default="checkpoints/ours64")
     p.add_argument("--steps", type=int, nargs="+", default=[1, 4, 8, 50])
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--precision", default="auto", choices=["fp32", "bf16", "auto"],
-                   help="auto (as the demo runs): bf16 where the CPU has it natively, else fp32")
+    p.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=None)
     a = p.parse_args()

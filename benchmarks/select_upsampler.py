@@ -27,6 +27,7 @@ from sparsesis.data import PairSet, load_split  # noqa: E402
 from sparsesis.evaluate_upsampler import patch_positions, patches, upsampler_inputs  # noqa: E402
 from sparsesis.loader import load  # noqa: E402
 from sparsesis.metrics import fd_from_features, feature_network  # noqa: E402
+from sparsesis.precision import INFERENCE_PRECISIONS, PRECISION_HELP  # noqa: E402
 from sparsesis.upsampler import Upsampler, bicubic_up  # noqa: E402
 
 
@@ -44,8 +45,7 @@ def main(argv=None) -> None:
     p.add_argument("--n", type=int, default=100, help="photos upscaled, and photos in the reference")
     p.add_argument("--data", default=None)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--precision", default="auto", choices=["fp32", "bf16", "auto"],
-                   help="auto: bf16 where the CPU has it natively, else fp32 (emulated bf16 is several times slower)")
+    p.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--out", default="results/upsampler_selection.json")
     a = p.parse_args(argv)
     if a.threads:

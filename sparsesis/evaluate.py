@@ -22,6 +22,7 @@ import numpy as np
 
 from .data import PairSet, load_split
 from .inputs import make_input
+from .precision import INFERENCE_PRECISIONS, PRECISION_HELP
 
 
 def held_out_inputs(pairs: PairSet, kind: str, mask_seeds: int, limit: int | None = None):
@@ -321,8 +322,7 @@ def main(argv=None) -> None:
     ds.add_argument("--students", nargs="+", required=True,
                     help="student folders, or a distillation run folder holding student_<steps> folders")
     ds.add_argument("--ddim-steps", type=int, nargs="*", default=[1, 2, 4, 8, 16, 32])
-    ds.add_argument("--precision", default="auto", choices=["fp32", "bf16", "auto"],
-                    help="as the demo runs (auto: bf16 where the CPU has it natively, else fp32)")
+    ds.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=PRECISION_HELP)
     ds.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
     ds.add_argument("--other-guidance", type=float, nargs="*", default=[],
                     help="extra plain-DDIM rows at each student's step count under these guidance scales")
@@ -332,8 +332,7 @@ def main(argv=None) -> None:
     up.add_argument("--generator", default="checkpoints/ours64-student4", help="the 64 px model whose images are upscaled")
     up.add_argument("--size", type=int, default=256, help="output size")
     up.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
-    up.add_argument("--precision", default="auto", choices=["fp32", "bf16", "auto"],
-                    help="as the demo runs (auto: bf16 where the CPU has it natively, else fp32)")
+    up.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=PRECISION_HELP)
     for q in (g, t, sp, ds, up):
         q.add_argument("--data", default=None)
         q.add_argument("--steps", type=int, default=None, help="sampling steps (default: the checkpoint's)")

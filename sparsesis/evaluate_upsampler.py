@@ -15,7 +15,6 @@ folder's default level (``level`` in each ``learned`` row).
 """
 from __future__ import annotations
 
-import time
 
 import cv2
 import numpy as np
@@ -68,7 +67,7 @@ def input_levels(upsampler) -> dict:
 def upsampler_report(upsampler, generator, eval_pairs, train_pairs, net, segmenter=None, base_size: int = 64,
                      mask_seed: int = 0, seed: int = 0, limit: int | None = None, repeats: int = 5,
                      progress: bool = True) -> dict:
-    from .latency import probe_layout
+    from .latency import median_seconds, probe_layout
     from .metrics import fd_from_features, kid
     from .pipeline import Pipeline
     from .upsampler import bicubic_up
@@ -107,13 +106,7 @@ def upsampler_report(upsampler, generator, eval_pairs, train_pairs, net, segment
     lay = probe_layout(generator.classset.num_classes, generator.classset.unknown_id, size)
 
     def median_time(fn) -> float:
-        fn(0)  # warm-up
-        times = []
-        for r in range(repeats):
-            t = time.perf_counter()
-            fn(r + 1)
-            times.append(time.perf_counter() - t)
-        return round(float(np.median(times)), 4)
+        return round(median_seconds(fn, repeats), 4)
 
     out["latency_s"] = {"student4": median_time(lambda s: pipe(lay, seed=s, upscale=None)),
                         "student4+upsampler": median_time(lambda s: pipe(lay, seed=s, upscale="learned")),

@@ -31,3 +31,16 @@ def median_latency(synth, steps: int, repeats: int = 5, guidance: float | None =
         synth(lay, steps=steps, seed=r, guidance=guidance)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def median_seconds(fn, repeats: int = 5) -> float:
+    """Median seconds of ``fn(1)`` ... ``fn(repeats)`` (the argument: a seed) after one warm-up call ``fn(0)``."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    fn(0)  # warm-up: first-call allocations
+    times = []
+    for r in range(repeats):
+        t = time.perf_counter()
+        fn(r + 1)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 INFERENCE_PRECISIONS = ("fp32", "bf16", "auto")
+PRECISION_HELP = "as the demo runs (auto: bf16 where the CPU computes it natively, fp32 elsewhere)"  # for --precision
 
 
 def native_bf16(device: str | torch.device = "cpu") -> bool:
