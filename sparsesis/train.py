@@ -31,7 +31,8 @@ from .data import load_split
 from .diffusion import diffusion_loss
 from .masking import MaskConfig
 from .schema import DEFAULT_GUIDANCE, DIFFUSION_KIND, diffusion_config
-from .training import TrainingLoop, config_from_args, config_parser, load_state, save_state, set_threads
+from .training import (PRECISIONS, TrainingLoop, config_from_args, config_parser, count_images, load_state,
+                       mixed_precision, save_state, set_threads)
 from .unet import UNet, UNetConfig, count_parameters
 
 MODEL_KIND = DIFFUSION_KIND
@@ -67,6 +68,7 @@ class TrainConfig:
     num_workers: int = 0
     threads: int | None = None
     init_from: str | None = None
+    precision: str = "fp32"  # CPU autocast: fp32 | bf16 (CUDA always trains under bf16 autocast)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,6 +172,7 @@ def train(cfg: TrainConfig) -> dict:
         ema.model.load_state_dict(weights)
         record = dict(init_cfg.get("record", record))
         step = int(record.get("step", 0))
+        record["warmup_from"] = step  # a fresh optimizer warms its learning rate up again from here
         if dist.is_main:
             print(f"initialised from {cfg.init_from} (step {step}); optimizer state starts afresh", flush=True)
     record = {**record, "world": dist.world, "device": str(device)}
@@ -204,7 +207,7 @@ def train(cfg: TrainConfig) -> dict:
             StepBatches(pairs, cfg.seed, cfg.batch_size, masker, cfg.layout_drop, dist.rank, dist.world, cfg.steps),
             sampler=range(step, cfg.steps), batch_size=None, num_workers=cfg.num_workers,
             pin_memory=device.type == "cuda"))
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else mixed_precision(cfg.precision)
     loop = TrainingLoop(cfg.steps, step, "train", cfg.minutes, progress=dist.is_main)
 
     def save():
@@ -227,7 +230,7 @@ def train(cfg: TrainConfig) -> dict:
             t = torch.rand(x.shape[0], generator=gen).to(device)
             noise = torch.randn(x.shape, generator=gen).to(device)
             for g in opt.param_groups:
-                g["lr"] = learning_rate(step, cfg)
+                g["lr"] = learning_rate(step, cfg, int(record.get("warmup_from", 0)))
             with autocast:
                 loss = diffusion_loss(lambda z, tt: ddp_model(z, tt, layout), x, t, noise, cfg.snr_gamma,
                                       cfg.snr_floor).mean()
@@ -239,7 +242,7 @@ def train(cfg: TrainConfig) -> dict:
             ema.update(model, step)
             loss_val = float(D.all_mean(loss.detach(), dist))
             loss_avg = loss_val if loss_avg is None else 0.98 * loss_avg + 0.02 * loss_val
-            record["images_seen"] = int(record.get("images_seen", 0)) + cfg.batch_size
+            count_images(record, cfg.precision if device.type == "cpu" else "bf16", cfg.batch_size)
             record["train_seconds"] = float(record.get("train_seconds", 0.0)) + (time.time() - t0)
             n_window += cfg.batch_size
             step = loop.step + 1
@@ -294,11 +297,12 @@ def extend_history(history: list[dict], key: str, value: str, step: int, legacy:
     return history
 
 
-def learning_rate(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up over ``warmup_steps``, constant ``lr``, then (with ``decay_from``) a cosine anneal to
-    ``lr_final`` over ``decay_steps``. ``decay_from`` is an absolute step, so a resumed run anneals a model
-    that was trained at constant rate before (the usual last phase of diffusion training)."""
-    rate = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+def learning_rate(step: int, cfg: TrainConfig, warmup_from: int = 0) -> float:
+    """Linear warm-up over ``warmup_steps`` from step ``warmup_from`` (0, or where ``--init-from`` started a
+    fresh optimizer), constant ``lr``, then (with ``decay_from``) a cosine anneal to ``lr_final`` over
+    ``decay_steps``. ``decay_from`` is an absolute step, so a resumed run anneals a model that was trained at
+    constant rate before (the usual last phase of diffusion training)."""
+    rate = cfg.lr * min(1.0, (step - warmup_from + 1) / max(1, cfg.warmup_steps))
     if cfg.decay_from is None or step < cfg.decay_from:
         return rate
     done = min(1.0, (step - cfg.decay_from) / max(1, cfg.decay_steps))
@@ -308,13 +312,14 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 def parse_args(argv=None) -> TrainConfig:
     p = config_parser(TrainConfig, "python -m sparsesis.train", __doc__, names={"run": "--run-dir"}, skip=("mask",),
                       choices={"masking": ["classwise", "shared", "none"], "device": ["auto", "cpu", "cuda"],
-                               "preset": sorted(PRESETS)},
+                               "preset": sorted(PRESETS), "precision": list(PRECISIONS)},
                       helps={"run": "run folder (state, samples, export); resumes if it holds a state",
                              "data": "data folder (default: $SPARSESIS_DATA)",
                              "steps": "stop at this total step", "minutes": "stop after this wall time (this invocation)",
                              "decay_from": "cosine-anneal the learning rate from this (absolute) step; default: constant",
                              "threads": "CPU threads for torch",
-                             "init_from": "model folder to start from when the run has no state"})
+                             "init_from": "model folder to start from when the run has no state",
+                             "precision": "CPU training precision (bf16 pays only where the CPU has native bf16)"})
     p.add_argument("--hide-range", type=float, nargs=2, default=MaskConfig().hide_range, metavar=("LO", "HI"),
                    help="share of each class's pixels the class-wise mask hides, drawn from this range")
     a = p.parse_args(argv)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from .checkpoint import STATE_FILE, save_model_dir
 from .classes import one_hot
 from .data import load_split
+from .gan import IGNORE, SegmentationDiscriminator, balanced_ce, diff_augment, feature_matching, hinge_d, hinge_g
 from .masking import MaskConfig, class_wise_random
 from .schema import UPSAMPLER_KIND
 from .training import (PRECISIONS, TrainingLoop, config_from_args, config_parser, count_images, load_state,
@@ -61,6 +62,12 @@ class UpsamplerTrainConfig:
     level_input: bool = False
     clean_share: float = 0.25
     default_level: float = 0.5  # written to the model folder; the level assumed for a generator's images
+    noise_input: bool = False  # a noise plane at 2x and 4x (texture per seed)
+    # the discriminator: "patch" (a layout-conditioned PatchGAN with hinge loss) or "segmentation" (OASIS: per
+    # pixel, the photo's full label map or "fake", class-balanced cross-entropy)
+    disc: str = "patch"
+    disc_channels: int = 32  # the segmentation discriminator's width
+    diffaug: bool = False  # DiffAugment (colour, translation) on everything the discriminator sees
     init_from: str | None = None  # an upsampler folder to start from when the run has no state (same width)
     decay_from: int | None = None  # the learning rates fall linearly to 0 from this step to `steps`
     precision: str = "fp32"  # "bf16": autocast forward passes
@@ -99,9 +106,11 @@ def degrade_to_level(photo_small: np.ndarray, rng: np.random.Generator, level: f
 
 def make_batch(pairs, step: int, cfg: UpsamplerTrainConfig, masker):
     """-> (inputs (B, 3, p/4, p/4), targets (B, 3, p, p)) in [-1, 1], layouts (B, p, p) long, levels (B,) (all 0
-    without a level input). Pure in (seed, step)."""
+    without a level input), the crops' full label maps (B, p, p) long. Pure in (seed, step)."""
+    from .data import photo_to_tensor
+
     unknown = pairs.classset.unknown_id
-    xs, ys, lays, levels = [], [], [], []
+    xs, ys, lays, levels, fulls = [], [], [], [], []
     for j in range(cfg.batch_size):
         rng = np.random.default_rng([cfg.seed, step, j])
         photo, label = pairs.augmented(int(rng.integers(len(pairs))), rng)
@@ -117,9 +126,10 @@ def make_batch(pairs, step: int, cfg: UpsamplerTrainConfig, masker):
             xs.append(degrade(small, rng, cfg.blur_max, cfg.noise_max))
         levels.append(level)
         ys.append(photo)
+        fulls.append(label)
         lays.append(np.full_like(label, unknown) if rng.random() < cfg.layout_drop else masker(label, unknown, rng))
-    to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
-    return to_t(xs), to_t(ys), torch.from_numpy(np.stack(lays)).long(), torch.tensor(levels)
+    ids = lambda a: torch.from_numpy(np.stack(a)).long()  # noqa: E731
+    return photo_to_tensor(np.stack(xs)), photo_to_tensor(np.stack(ys)), ids(lays), torch.tensor(levels), ids(fulls)
 
 
 class PatchDiscriminator(nn.Module):
@@ -147,6 +157,62 @@ class PatchDiscriminator(nn.Module):
         return feats
 
 
+class PatchAdversary:
+    """The PatchGAN on (image, one-hot layout): hinge loss, feature matching over its layers."""
+
+    def __init__(self, classset, cfg: UpsamplerTrainConfig):
+        self.disc = PatchDiscriminator(classset.num_channels)
+        self.classset, self.diffaug = classset, cfg.diffaug
+
+    def _out(self, images, lay_ids, gen_seed):
+        if self.diffaug:
+            images, lay_ids = diff_augment(images, lay_ids, torch.Generator().manual_seed(gen_seed))
+            lay_ids = torch.where(lay_ids == IGNORE, self.classset.unknown_id, lay_ids)
+        return [self.disc(images, one_hot(lay_ids, self.classset.num_channels))]
+
+    def d_loss(self, real, fake, lay_ids, full, seed):
+        return hinge_d(self._out(real, lay_ids, seed), self._out(fake, lay_ids, seed + 1))
+
+    def g_loss(self, real, fake, lay_ids, full, seed):
+        f_fake = self._out(fake, lay_ids, seed)
+        with torch.no_grad():
+            f_real = self._out(real, lay_ids, seed)  # the same augmentation, so the features line up
+        return hinge_g(f_fake), feature_matching(f_real, f_fake)
+
+
+class SegmentationAdversary:
+    """OASIS's discriminator on the image alone: each real pixel is to be labelled with its class (the crop's
+    full label map), each generated one "fake"; the generator is rewarded where its pixels read as their true
+    class. Feature matching over the decoder's activations."""
+
+    def __init__(self, classset, cfg: UpsamplerTrainConfig):
+        self.k = classset.num_classes  # real classes 0..K-1; K is "fake"
+        self.disc = SegmentationDiscriminator(self.k, cfg.disc_channels)
+        self.diffaug = cfg.diffaug
+
+    def _aug(self, images, full, gen_seed):
+        if not self.diffaug:
+            return images, full
+        return diff_augment(images, full, torch.Generator().manual_seed(gen_seed))
+
+    def d_loss(self, real, fake, lay_ids, full, seed):
+        x, lab = self._aug(real, full, seed)
+        loss_real = balanced_ce(self.disc(x), lab)
+        x, lab = self._aug(fake, full, seed + 1)
+        fake_target = torch.where(lab == IGNORE, lab, torch.full_like(lab, self.k))
+        return loss_real + F.cross_entropy(self.disc(x).float(), fake_target, ignore_index=IGNORE)
+
+    def g_loss(self, real, fake, lay_ids, full, seed):
+        x, lab = self._aug(fake, full, seed)
+        f_fake = self.disc.features(x)
+        with torch.no_grad():
+            f_real = self.disc.features(self._aug(real, full, seed)[0])
+        return balanced_ce(f_fake[-1], lab), feature_matching([f_real], [f_fake])
+
+
+ADVERSARIES = {"patch": PatchAdversary, "segmentation": SegmentationAdversary}
+
+
 def upsampler_config(net: UpsamplerNet, classset, record: dict, train: UpsamplerTrainConfig | None = None) -> dict:
     cfg = {"kind": UPSAMPLER_KIND, "model": net.cfg.to_dict(), "classes": classset.to_dict(), "record": record}
     if net.cfg.level_input:
@@ -157,8 +223,8 @@ def upsampler_config(net: UpsamplerNet, classset, record: dict, train: Upsampler
 
 
 def init_weights(net: UpsamplerNet, folder: str, classset) -> dict:
-    """Start ``net`` from a trained upsampler of the same width and depth. A level input the old network lacked
-    gets zero weights, so the new network starts out computing exactly what the old one did. Returns what the
+    """Start ``net`` from a trained upsampler of the same width and depth. A level or noise input the old network
+    lacked gets zero weights, so the new network starts out computing exactly what the old one did. Returns what the
     old folder's record says of its training (the new run's record keeps it as ``started_from``)."""
     from .checkpoint import load_model_dir
 
@@ -172,11 +238,13 @@ def init_weights(net: UpsamplerNet, folder: str, classset) -> dict:
     if (old.channels, old.blocks) != (net.cfg.channels, net.cfg.blocks):
         raise ValueError(f"--init-from {folder}: {old.channels} channels x {old.blocks} blocks, the run is "
                          f"{net.cfg.channels} x {net.cfg.blocks}: pass --channels and --blocks to match")
-    head = weights["head.weight"]  # (ch, 3 + K+1 [+ 1], 3, 3)
-    missing = net.head.weight.shape[1] - head.shape[1]
-    if missing < 0:
-        raise ValueError(f"--init-from {folder}: it has a level input, pass --level-input")
-    weights["head.weight"] = torch.cat([head, head.new_zeros(head.shape[0], missing, 3, 3)], 1)
+    # the input planes a new option adds come last in each of these convolutions' inputs
+    for key, flag in (("head.weight", "level"), ("mix1.0.weight", "noise"), ("mix2.0.weight", "noise")):
+        w = weights[key]  # (out, in, 3, 3)
+        missing = net.state_dict()[key].shape[1] - w.shape[1]
+        if missing < 0:
+            raise ValueError(f"--init-from {folder}: it has a {flag} input, pass --{flag}-input")
+        weights[key] = torch.cat([w, w.new_zeros(w.shape[0], missing, *w.shape[2:])], 1)
     net.load_state_dict(weights)
     old_record = old_cfg.get("record", {})
     return {"folder": str(folder), **{k: old_record[k] for k in ("step", "images_seen", "train_seconds")
@@ -200,12 +268,18 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
     pairs = load_split("train", cfg.size, cfg.data, progress=progress)
     classset = pairs.classset
     torch.manual_seed(cfg.seed)
-    net = UpsamplerNet(UpsamplerConfig(classset.num_channels, cfg.channels, cfg.blocks, level_input=cfg.level_input))
+    if cfg.disc not in ADVERSARIES:
+        raise ValueError(f"disc must be one of {', '.join(ADVERSARIES)}, got {cfg.disc!r}")
+    if cfg.disc == "segmentation" and cfg.patch % 16:
+        raise ValueError(f"the segmentation discriminator needs a patch that is a multiple of 16, got {cfg.patch}")
+    net = UpsamplerNet(UpsamplerConfig(classset.num_channels, cfg.channels, cfg.blocks, level_input=cfg.level_input,
+                                       noise_input=cfg.noise_input))
     started_from = None
     if cfg.init_from and not (run / STATE_FILE).is_file():
         started_from = init_weights(net, cfg.init_from, classset)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
-    disc = PatchDiscriminator(classset.num_channels)
+    adversary = ADVERSARIES[cfg.disc](classset, cfg)
+    disc = adversary.disc
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
     modules, optimizers = {"net": net, "ema": ema, "disc": disc}, {"opt_g": opt_g, "opt_d": opt_d}
@@ -231,20 +305,23 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
         try:
             while loop.running():
                 t0 = time.time()
-                x, y, lay_ids, levels = make_batch(pairs, loop.step, cfg, masker)
+                x, y, lay_ids, levels, full = make_batch(pairs, loop.step, cfg, masker)
                 lay = one_hot(lay_ids, classset.num_channels)
                 scale = learning_rate_scale(loop.step, cfg.steps, cfg.decay_from)
                 for opt, lr in ((opt_g, cfg.lr), (opt_d, cfg.lr_d)):
                     for group in opt.param_groups:
                         group["lr"] = lr * scale
+                noise = None
+                aug_seed = (cfg.seed * 1_000_003 + loop.step) * 4
+                if cfg.noise_input:
+                    noise = torch.randn(y.shape[0], 1, *y.shape[-2:], generator=torch.Generator().manual_seed(aug_seed))
                 with autocast:
-                    fake = net(x, lay, levels).float()
+                    fake = net(x, lay, levels, noise).float()
                 adversarial = loop.step >= cfg.adv_from
                 logs = {}
                 if adversarial:
                     with autocast:
-                        d_real, d_fake = disc(y, lay)[-1].float(), disc(fake.detach(), lay)[-1].float()
-                    d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+                        d_loss = adversary.d_loss(y, fake.detach(), lay_ids, full, aug_seed)
                     opt_d.zero_grad(set_to_none=True)
                     d_loss.backward()
                     opt_d.step()
@@ -253,11 +330,7 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
                 g_loss = l1
                 if adversarial:
                     with autocast:
-                        f_fake = [f.float() for f in disc(fake, lay)]
-                        with torch.no_grad():
-                            f_real = [f.float() for f in disc(y, lay)]
-                    adv = -f_fake[-1].mean()
-                    fm = sum((a - b).abs().mean() for a, b in zip(f_fake[:-1], f_real[:-1])) / (len(f_fake) - 1)
+                        adv, fm = adversary.g_loss(y, fake, lay_ids, full, aug_seed + 2)
                     g_loss = g_loss + cfg.adv_weight * adv + cfg.fm_weight * fm
                     logs.update(adv=adv.item(), fm=fm.item())
                 opt_g.zero_grad(set_to_none=True)
@@ -290,7 +363,7 @@ def main(argv=None) -> None:
     from .data import DataError
 
     p = config_parser(UpsamplerTrainConfig, "python -m sparsesis.train_upsampler", __doc__, names={"run": "--run-dir"},
-                      choices={"precision": list(PRECISIONS)})
+                      choices={"precision": list(PRECISIONS), "disc": list(ADVERSARIES)})
     cfg = config_from_args(UpsamplerTrainConfig, p.parse_args(argv))
     try:
         print(json.dumps(train_upsampler(cfg), indent=2))

@@ -36,6 +36,9 @@ class UpsamplerConfig:
     # the input's degradation level in [0, 1] as an extra input plane (CDM's noise-conditioning augmentation):
     # 0 = a clean downsampled photo, higher = as blurred, grainy and colour-shifted as the training degraded it
     level_input: bool = False
+    # a Gaussian noise plane at 2x and at 4x (StyleGAN's noise inputs): fine texture drawn per seed, the same
+    # picture for the same seed
+    noise_input: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,15 +65,18 @@ class UpsamplerNet(nn.Module):
         ch, lc = cfg.channels, cfg.label_channels
         self.head = nn.Conv2d(3 + lc + int(cfg.level_input), ch, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock(ch) for _ in range(cfg.blocks)], nn.Conv2d(ch, ch, 3, padding=1))
+        nz = int(cfg.noise_input)
         self.up1 = nn.Sequential(nn.Conv2d(ch, 4 * ch, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, inplace=True))
-        self.mix1 = nn.Sequential(nn.Conv2d(ch + lc, ch, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
+        self.mix1 = nn.Sequential(nn.Conv2d(ch + lc + nz, ch, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
         half = ch // 2
         self.up2 = nn.Sequential(nn.Conv2d(ch, 4 * half, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, inplace=True))
-        self.mix2 = nn.Sequential(nn.Conv2d(half + lc, half, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+        self.mix2 = nn.Sequential(nn.Conv2d(half + lc + nz, half, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
                                   nn.Conv2d(half, 3, 3, padding=1))
 
-    def forward(self, x: torch.Tensor, layout: torch.Tensor, level: torch.Tensor | float | None = None) -> torch.Tensor:
-        # x: (B, 3, h, w); layout: (B, K+1, 4h, 4w); level: (B,) or a number in [0, 1] (networks with level_input)
+    def forward(self, x: torch.Tensor, layout: torch.Tensor, level: torch.Tensor | float | None = None,
+                noise: torch.Tensor | None = None) -> torch.Tensor:
+        # x: (B, 3, h, w); layout: (B, K+1, 4h, 4w); level: (B,) or a number in [0, 1] (networks with level_input);
+        # noise: (B, 1, 4h, 4w) standard normal (networks with noise_input; None = zeros, the mean texture)
         inputs = [x, F.avg_pool2d(layout, 4)]
         if self.cfg.level_input:
             if level is None:
@@ -79,8 +85,14 @@ class UpsamplerNet(nn.Module):
             inputs.append(level.expand(x.shape[0], 1, *x.shape[2:]))
         f = self.head(torch.cat(inputs, 1))
         f = f + self.body(f)
-        f = self.mix1(torch.cat([self.up1(f), F.avg_pool2d(layout, 2)], 1))  # (B, ch, 2h, 2w)
-        detail = self.mix2(torch.cat([self.up2(f), layout], 1))  # (B, 3, 4h, 4w)
+        at2, at4 = [F.avg_pool2d(layout, 2)], [layout]
+        if self.cfg.noise_input:
+            if noise is None:
+                noise = x.new_zeros(x.shape[0], 1, *layout.shape[-2:])
+            at2.append(2 * F.avg_pool2d(noise.to(x.dtype), 2))  # the mean of 4 unit normals, back to unit std
+            at4.append(noise.to(x.dtype))
+        f = self.mix1(torch.cat([self.up1(f), *at2], 1))  # (B, ch, 2h, 2w)
+        detail = self.mix2(torch.cat([self.up2(f), *at4], 1))  # (B, 3, 4h, 4w)
         base = F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
         return base + detail
 
@@ -153,10 +165,11 @@ class Upsampler:
         return int(self.config.get("defaults", {}).get("back_projection", 0))
 
     @torch.no_grad()
-    def __call__(self, images: np.ndarray, layouts=None, level: float | None = None) -> np.ndarray:
+    def __call__(self, images: np.ndarray, layouts=None, level: float | None = None, seed: int = 0) -> np.ndarray:
         """``(h, w, 3)`` or ``(B, h, w, 3)`` uint8, layouts as ids/colour maps at ``4h`` (None: all unknown).
         ``level``: how degraded the inputs are, 0 (clean photos) to 1; None takes ``default_level``, which suits
-        a generator's images. Ignored by upsamplers without a level input."""
+        a generator's images. Ignored by upsamplers without a level input. ``seed`` draws the fine texture of
+        upsamplers with a noise input (the same seed, the same picture); others ignore it."""
         from .data import photo_to_tensor, tensor_to_photo
 
         images = np.asarray(images)
@@ -179,8 +192,11 @@ class Upsampler:
             raise ValueError(f"level must be between 0 (a clean photo) and 1, got {level}")
         x = photo_to_tensor(batch).to(self.device)
         lay = one_hot(torch.from_numpy(ids).to(self.device), self.classset.num_channels)
+        noise = None
+        if self.net.cfg.noise_input:
+            noise = torch.randn((b, 1) + out_size, generator=torch.Generator().manual_seed(int(seed))).to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            y = self.net(x, lay, level)
+            y = self.net(x, lay, level, noise)
         y = back_project(y.float(), x, self.back_projection)
         out = tensor_to_photo(y)
         return out[0] if one else out

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from sparsesis.baselines.oasis import OasisConfig, OasisMethod, balanced_ce
+from sparsesis.baselines.oasis import OasisConfig, OasisMethod
+from sparsesis.gan import balanced_ce
 from sparsesis.baselines.sean import SeanConfig, SeanMethod
 from sparsesis.baselines.spade import SpadeConfig, SpadeMethod
 from sparsesis.baselines.train import METHODS, GanTrainConfig, load_generator, train_gan

@@ -209,3 +209,39 @@ def test_an_added_stroke_edits_locally_at_256():
         redrawn = np.kron(changed_region(lay, edited, 8), np.ones((4, 4))).astype(np.uint8)  # the default radius
         redrawn = cv2.dilate(redrawn, np.ones((17, 17), np.uint8)) > 0  # and the upsampler's footprint
         assert kept[~redrawn].max() == 0 and kept[near].mean() > 5, seed
+
+
+def test_noise_input_draws_texture_per_seed_and_starts_as_the_network_it_continues(tmp_path):
+    old_folder = tiny(tmp_path / "old")
+    old = Upsampler.from_pretrained(old_folder).net
+    net = UpsamplerNet(UpsamplerConfig(LABELMEFACADE.num_channels, channels=8, blocks=1, noise_input=True))
+    init_weights(net, str(old_folder), LABELMEFACADE)
+    x, lay = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 10, 64, 64)
+    torch.testing.assert_close(net(x, lay, noise=torch.randn(2, 1, 64, 64)), old(x, lay))  # zero weights on noise
+    with pytest.raises(ValueError, match="noise input, pass --noise-input"):
+        init_weights(UpsamplerNet(UpsamplerConfig(LABELMEFACADE.num_channels, channels=8, blocks=1)),
+                     str(save_model_dir(tmp_path / "n", net.state_dict(), upsampler_config(net, LABELMEFACADE, {}))),
+                     LABELMEFACADE)
+    torch.nn.init.normal_(net.mix2[0].weight)  # as if trained: the noise plane now matters
+    up = Upsampler(net, LABELMEFACADE, upsampler_config(net, LABELMEFACADE, {}))
+    img = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert np.array_equal(up(img, seed=3), up(img, seed=3))
+    assert not np.array_equal(up(img, seed=3), up(img, seed=4))
+
+
+@pytest.mark.slow
+def test_segmentation_discriminator_training_with_diffaugment_resumes_exactly(toy_root, tmp_path):
+    base = dict(data=str(toy_root), size=32, patch=16, channels=8, blocks=1, batch_size=2, adv_from=1, save_every=1,
+                threads=2, disc="segmentation", disc_channels=4, diffaug=True, noise_input=True)
+    train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "a"), steps=3, **base), progress=False)
+    train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "b"), steps=2, **base), progress=False)
+    rec = train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "b"), steps=3, **base), progress=False)
+    assert rec["step"] == 3
+    a, b = (Upsampler.from_pretrained(tmp_path / r / "export") for r in "ab")
+    assert a.net.cfg.noise_input
+    for k, v in a.net.state_dict().items():
+        torch.testing.assert_close(v, b.net.state_dict()[k])
+    with pytest.raises(ValueError, match="multiple of 16"):
+        train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "c"), **{**base, "patch": 24}), progress=False)
+    with pytest.raises(ValueError, match="disc must be one of"):
+        train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "c"), **{**base, "disc": "vgg"}), progress=False)

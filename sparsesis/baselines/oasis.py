@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.utils import spectral_norm
 
+from ..gan import SegmentationDiscriminator, balanced_ce
 from .spade import SpadeResBlock
 
 
@@ -60,48 +60,6 @@ class OasisGenerator(nn.Module):
         return torch.randn(batch, self.cfg.z_dim, generator=generator)
 
 
-def _down(cin, cout):
-    return nn.Sequential(spectral_norm(nn.Conv2d(cin, cout, 3, padding=1)), nn.LeakyReLU(0.2),
-                         spectral_norm(nn.Conv2d(cout, cout, 4, stride=2, padding=1)), nn.LeakyReLU(0.2))
-
-
-def _up(cin, cout):
-    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                         spectral_norm(nn.Conv2d(cin, cout, 3, padding=1)), nn.LeakyReLU(0.2))
-
-
-class UNetDiscriminator(nn.Module):
-    """Per-pixel logits over K real classes + 1 fake class: (B, K + 1, H, W)."""
-
-    def __init__(self, num_classes: int, ch: int):
-        super().__init__()
-        c = [ch, 2 * ch, 4 * ch, 8 * ch]
-        self.downs = nn.ModuleList([_down(3, c[0]), _down(c[0], c[1]), _down(c[1], c[2]), _down(c[2], c[3])])
-        self.ups = nn.ModuleList([_up(c[3], c[2]), _up(2 * c[2], c[1]), _up(2 * c[1], c[0]), _up(2 * c[0], c[0])])
-        self.out = nn.Conv2d(c[0], num_classes + 1, 1)
-
-    def forward(self, x):
-        skips = []
-        for d in self.downs:
-            x = d(x)
-            skips.append(x)
-        skips.pop()
-        for i, u in enumerate(self.ups):
-            x = u(x)
-            if skips:
-                x = torch.cat([x, skips.pop()], 1)
-        return self.out(x)
-
-
-def balanced_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy with OASIS's class balancing: each class weighted by the inverse of its pixel share."""
-    n_cls = logits.shape[1]
-    counts = torch.bincount(target.reshape(-1), minlength=n_cls).float()
-    present = (counts > 0).sum().clamp_min(1)
-    weights = torch.where(counts > 0, target.numel() / (counts * present), torch.zeros_like(counts))
-    return (F.cross_entropy(logits, target, reduction="none") * weights[target]).mean()
-
-
 class OasisMethod(nn.Module):
     name = "oasis"
 
@@ -110,7 +68,7 @@ class OasisMethod(nn.Module):
         self.cfg = cfg
         self.k = cfg.label_channels - 1  # real classes; index k is "fake"
         self.generator = OasisGenerator(cfg)
-        self.discriminator = UNetDiscriminator(self.k, cfg.disc_channels)
+        self.discriminator = SegmentationDiscriminator(self.k, cfg.disc_channels)
 
     def _fake(self, layout, n, generator):
         return self.generator(layout, self.generator.sample_noise(n, generator).to(layout.device))

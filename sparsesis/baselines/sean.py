@@ -18,7 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
-from .spade import MultiscaleDiscriminator, feature_matching, hinge_d, hinge_g
+from ..gan import feature_matching, hinge_d, hinge_g
+from .spade import MultiscaleDiscriminator
 
 
 @dataclass(frozen=True)

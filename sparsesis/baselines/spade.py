@@ -15,6 +15,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
+from ..gan import feature_matching, hinge_d, hinge_g
+
 
 @dataclass(frozen=True)
 class SpadeConfig:
@@ -129,26 +131,6 @@ class MultiscaleDiscriminator(nn.Module):
             out.append(d(x))
             x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
         return out
-
-
-def hinge_d(real_out, fake_out) -> torch.Tensor:
-    loss = 0.0
-    for r, f in zip(real_out, fake_out):
-        loss = loss + F.relu(1 - r[-1]).mean() + F.relu(1 + f[-1]).mean()
-    return loss / len(real_out)
-
-
-def hinge_g(fake_out) -> torch.Tensor:
-    return -sum(f[-1].mean() for f in fake_out) / len(fake_out)
-
-
-def feature_matching(real_out, fake_out) -> torch.Tensor:
-    loss, n = 0.0, 0
-    for r, f in zip(real_out, fake_out):
-        for rf, ff in zip(r[:-1], f[:-1]):
-            loss = loss + F.l1_loss(ff, rf.detach())
-            n += 1
-    return loss / max(1, n)
 
 
 class SpadeMethod(nn.Module):
