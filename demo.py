@@ -18,6 +18,7 @@ import os
 import random
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -39,7 +40,8 @@ CHECKPOINTS = Path(os.environ.get("SPARSESIS_CHECKPOINTS", HERE / "checkpoints")
 EXAMPLES = HERE / "examples"
 CANVAS = 256  # the painting surface; layouts are area-downsampled to the model's size
 DISPLAY = 256  # generated images are shown at this size (the 4x upsampler's output for a 64 px model)
-MAX_UPLOAD_SIDE = 4096
+MAX_UPLOAD_SIDE = 4096  # label maps and photos
+MAX_CANVAS_SIDE = 4 * CANVAS  # a canvas value sent through the API
 # default model first: the distilled student when it exists; GAN baselines after ours
 PREFERRED = ("ours64-student4", "ours64")
 # All torch work (loading and generating) runs on this one thread. Every thread that calls torch gets its own
@@ -57,21 +59,54 @@ def user_error(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
-def answer_unreadable_images(editor: gr.ImageEditor) -> gr.ImageEditor:
-    """Make ``editor`` answer a value that is not an image (sent through the API) with a clear message instead
-    of Gradio's generic 'upstream app has raised an exception'. (Wrapping the instance's ``preprocess``:
-    a subclass of a Gradio component makes Gradio write a type-stub file beside this one.)"""
-    preprocess = editor.preprocess
+def answer_unreadable_images(component, what: str = "layout (a PNG label map painted in the palette colours)",
+                             max_side: int = MAX_UPLOAD_SIDE):
+    """Make an image component answer a value that is not an image, or one far too large, (sent through the
+    API) with a clear message instead of Gradio's generic 'upstream app has raised an exception'. Returns the
+    component. (Wrapping the instance's ``preprocess``: a subclass of a Gradio component makes Gradio write a
+    type-stub file beside this one.)"""
+    preprocess = component.preprocess
 
     def guarded(payload):
+        for path in _payload_paths(payload):  # the size from the file's header, before decoding it
+            side = _image_side(path)
+            if side is None:
+                raise user_error(f"The file sent is not a readable image: send a {what}.")
+            if side > max_side:
+                raise user_error(f"The image sent is {side} pixels on a side: at most {max_side}, please "
+                                 f"(the canvas is {CANVAS}x{CANVAS}).")
         try:
             return preprocess(payload)
         except Exception as err:  # PIL's UnidentifiedImageError, a truncated file, ...
-            raise user_error("The layout sent is not a readable image: send a PNG label map painted in the "
-                             f"palette colours ({type(err).__name__}).") from err
+            raise user_error(f"The file sent is not a readable image ({type(err).__name__}): send a {what}.") from err
 
-    editor.preprocess = guarded
-    return editor
+    component.preprocess = guarded
+    return component
+
+
+def _payload_paths(payload) -> list[str]:
+    """The local file paths inside an image component's payload (a FileData, or the editor's background,
+    layers and composite)."""
+    if hasattr(payload, "model_dump"):  # Gradio's pydantic payloads
+        payload = payload.model_dump()
+    if isinstance(payload, dict):
+        if isinstance(payload.get("path"), str):
+            return [payload["path"]]
+        return [p for v in payload.values() for p in _payload_paths(v)]
+    if isinstance(payload, (list, tuple)):
+        return [p for v in payload for p in _payload_paths(v)]
+    return []
+
+
+def _image_side(path: str) -> int | None:
+    """The longer side of the image at ``path`` read from its header (no decoding), or None if it is none."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return max(im.size)
+    except Exception:  # not an image, unreadable
+        return None
 
 
 def on_model_thread(fn, *args, **kwargs):
@@ -197,32 +232,54 @@ def region_from_marks(value) -> tuple[np.ndarray, np.ndarray]:
 UPSCALE_CHOICES = {"learned upsampler": "learned", "bicubic": "bicubic"}
 
 
-def build_app(models: dict[str, Path] | None = None, upsampler: Path | None = CHECKPOINTS / UPSAMPLER_DIR,
-              segmenter: Path = CHECKPOINTS / "seg64") -> gr.Blocks:
-    models = discover_models() if models is None else models
-    pool = ModelPool(models, load_upsampler(upsampler))
-    default = next(iter(models), None)
-    classset = None
-    default_steps, default_guidance = 20, DEFAULT_GUIDANCE
-    load_error, default_distilled = None, False
-    if default is not None:
-        try:
-            g = pool.get(default).generator
-            classset = g.classset
-            default_steps, default_guidance = min(g.default_steps, 20), g.guidance_label or DEFAULT_GUIDANCE
-            default_distilled = bool(g.distilled)
-        except gr.Error as err:
-            load_error = str(err)
-    if classset is None:
-        from sparsesis.classes import LABELMEFACADE as classset  # palette for the canvas; generation will explain
-    examples = sorted(EXAMPLES.glob("*_sketch.png")) if EXAMPLES.is_dir() else []
-    has_upsampler = pool.upsampler is not None
-    seg_note = ""
-    seg_json = HERE / "results" / "segmenter.json"
-    if seg_json.is_file():
-        seg_note = f" (mIoU {json.loads(seg_json.read_text())['real_held_out']['miou']:.2f} on real held-out photos)"
+class Generated(NamedTuple):
+    """What ``/generate`` returns, in the API's order."""
+    image: np.ndarray  # the 256x256 picture
+    steps: list  # (image, caption) per denoising step, when asked for
+    seen: np.ndarray  # the layout at the model's resolution
+    info: str  # the status line
+    samples: list  # (image, caption) per sample
+    marks: dict  # the reroll editor, holding the new picture
+    last: dict  # the state an edit continues from
 
-    def read_layout(editor, pipe: Pipeline) -> np.ndarray:
+
+class Rerolled(NamedTuple):
+    """What ``/reroll_region`` returns, in the API's order."""
+    image: np.ndarray
+    info: str
+    marks: dict
+    last: dict
+
+
+class Demo:
+    """The demo's handlers: each takes the widgets' values and returns the outputs' (named results), so they
+    run and are tested without a server. ``build_app`` lays out the widgets and wires them to these."""
+
+    def __init__(self, models: dict[str, Path], upsampler: Path | None, segmenter: Path):
+        self.models, self.segmenter = models, segmenter
+        self.pool = ModelPool(models, load_upsampler(upsampler))
+        self.default = next(iter(models), None)
+        self.classset, self.load_error = None, None
+        self.default_steps, self.default_guidance, self.default_distilled = 20, DEFAULT_GUIDANCE, False
+        if self.default is not None:
+            try:
+                g = self.pool.get(self.default).generator
+                self.classset = g.classset
+                self.default_steps = min(g.default_steps, 20)
+                self.default_guidance = g.guidance_label or DEFAULT_GUIDANCE
+                self.default_distilled = bool(g.distilled)
+            except gr.Error as err:
+                self.load_error = str(err)
+        if self.classset is None:  # the palette for the canvas; generating will explain what is missing
+            from sparsesis.classes import LABELMEFACADE
+
+            self.classset = LABELMEFACADE
+        self.examples = sorted(EXAMPLES.glob("*_sketch.png")) if EXAMPLES.is_dir() else []
+        self.has_upsampler = self.pool.upsampler is not None
+
+    # ---- reading the widgets
+
+    def read_layout(self, editor, pipe: Pipeline) -> np.ndarray:
         """The canvas as ids at the pipeline's output size, with the demo's own errors."""
         try:
             ids = canvas_to_ids(editor_composite(editor), pipe.classset, pipe.output_size)
@@ -233,22 +290,29 @@ def build_app(models: dict[str, Path] | None = None, upsampler: Path | None = CH
                              "stroke with a class colour.")
         return ids
 
-    def settings(pipe: Pipeline, steps, seed, guidance, upscale_choice):
+    def settings(self, pipe: Pipeline, steps, seed, guidance, upscale_choice):
         try:
             steps, seed = int(steps), int(seed)
         except (TypeError, ValueError) as err:
             raise user_error("Steps and seed must be whole numbers.") from err
         g = pipe.generator
         # a distilled student has its guidance built in and a GAN has none: the slider does not apply
-        guid = None if g.distilled or g.guidance_label is None else float(guidance)
+        guid = None if g.distilled or not g.is_diffusion else float(guidance)
         how = UPSCALE_CHOICES.get(upscale_choice, "learned")
         if how == "learned" and pipe.upsampler is None:
             how = "bicubic"
         return steps, seed, guid, how
 
-    def describe(pipe, method, steps, seed, guidance, how, ids, ms, extra=""):
+    def pipeline(self, method) -> Pipeline:
+        if not self.models:
+            raise user_error(f"No checkpoint found in {CHECKPOINTS}: reinstall the repository with its "
+                             "checkpoints/ folder or train one (README, 'Training').")
+        return self.pool.get(method)
+
+    @staticmethod
+    def describe(pipe, method, steps, seed, guidance, how, ids, ms, extra="") -> str:
         g = pipe.generator
-        if g.guidance_label is None:
+        if not g.is_diffusion:
             text = "one generator pass (GAN: steps and guidance do not apply)"
         else:
             g_text = f"guidance {g.guidance_label:g} (built in)" if g.distilled else f"guidance {float(guidance):g}"
@@ -257,20 +321,19 @@ def build_app(models: dict[str, Path] | None = None, upsampler: Path | None = CH
         return (f"**{ms:.0f} ms** · {method} · {text} · seed {seed} · {pipe.output_size}px via {how} · "
                 f"{100 * labelled:.0f}% of the layout labelled{extra}")
 
-    def generate(editor, steps, seed, guidance, method, show_steps, upscale_choice="learned upsampler", samples=1,
-                 reference=None, strength=1.0, keep_rest=False, last=None):
-        if not models:
-            raise user_error(f"No checkpoint found in {CHECKPOINTS}: reinstall the repository with its "
-                             "checkpoints/ folder or train one (README, 'Training').")
-        pipe = pool.get(method)
-        ids = read_layout(editor, pipe)
-        steps, seed, guid, how = settings(pipe, steps, seed, guidance, upscale_choice)
+    # ---- the handlers
+
+    def generate(self, editor, steps, seed, guidance, method, show_steps, upscale_choice="learned upsampler",
+                 samples=1, reference=None, strength=1.0, keep_rest=False, last=None) -> Generated:
+        pipe = self.pipeline(method)
+        ids = self.read_layout(editor, pipe)
+        steps, seed, guid, how = self.settings(pipe, steps, seed, guidance, upscale_choice)
         n = int(samples or 1)
         if not 1 <= n <= 4:
             raise user_error("Samples must be between 1 and 4.")
         kwargs = {"steps": steps, "guidance": guid}
         if reference is not None and float(strength) < 1.0:
-            if pipe.generator.guidance_label is None:
+            if not pipe.generator.is_diffusion:
                 raise user_error("A reference photo needs a diffusion model (a GAN has no noise level to start from).")
             ref = np.asarray(reference)[..., :3].astype(np.uint8)
             kwargs.update(init=cv2.resize(centre_square(ref), (pipe.base_size,) * 2, interpolation=cv2.INTER_AREA),
@@ -286,7 +349,7 @@ def build_app(models: dict[str, Path] | None = None, upsampler: Path | None = CH
                 extra = " · kept the rest of the last picture"
             else:
                 batch = np.repeat(small, n, axis=0)
-                if show_steps and pipe.generator.guidance_label is not None:
+                if show_steps and pipe.generator.is_diffusion:
                     out, traj = on_model_thread(pipe.generator, batch, seed=seed, return_trajectory=True, **kwargs)
                 else:
                     out = on_model_thread(pipe.generator, batch, seed=seed, **kwargs)
@@ -296,21 +359,20 @@ def build_app(models: dict[str, Path] | None = None, upsampler: Path | None = CH
         ms = 1000 * (time.perf_counter() - t0)
         steps_view = [(upscale(x0[0], 128), f"step {i + 1}, t={t:.2f}")
                       for i, (t, x0) in enumerate(zip(traj.t, traj.x0))] if traj else []
-        info = describe(pipe, method, steps, seed, guidance, how, small, ms, extra)
         seen = cv2.resize(pipe.classset.ids_to_colors(small[0]), (128, 128), interpolation=cv2.INTER_NEAREST)
         shown = [upscale(im) for im in images]
-        gallery = [(im, f"seed {seed + i}") for i, im in enumerate(shown)]
-        state = {"method": method, "how": how, "ids": ids, "image": images[0], "seed": seed,
-                 "images": list(images)}
-        return shown[0], steps_view, seen, info, gallery, _as_editor_value(shown[0]), state
+        state = {"method": method, "how": how, "ids": ids, "image": images[0], "seed": seed, "images": list(images)}
+        return Generated(image=shown[0], steps=steps_view, seen=seen,
+                         info=self.describe(pipe, method, steps, seed, guidance, how, small, ms, extra),
+                         samples=[(im, f"seed {seed + i}") for i, im in enumerate(shown)],
+                         marks=_as_editor_value(shown[0]), last=state)
 
-    def reroll_region(marks, editor, steps, seed, guidance, method, upscale_choice="learned upsampler"):
-        if not models:
-            raise user_error(f"No checkpoint found in {CHECKPOINTS}.")
-        pipe = pool.get(method)
+    def reroll_region(self, marks, editor, steps, seed, guidance, method,
+                      upscale_choice="learned upsampler") -> Rerolled:
+        pipe = self.pipeline(method)
         shown, region = region_from_marks(marks)
-        ids = read_layout(editor, pipe)
-        steps, seed, guid, how = settings(pipe, steps, seed, guidance, upscale_choice)
+        ids = self.read_layout(editor, pipe)
+        steps, seed, guid, how = self.settings(pipe, steps, seed, guidance, upscale_choice)
         size = (pipe.output_size,) * 2
         image = shown if shown.shape[:2] == size else cv2.resize(shown, size, interpolation=cv2.INTER_AREA)
         if region.shape != size:
@@ -326,19 +388,19 @@ def build_app(models: dict[str, Path] | None = None, upsampler: Path | None = CH
             same = cv2.erode(cv2.resize(same, shown.shape[1::-1], interpolation=cv2.INTER_NEAREST), np.ones((5, 5)))
             out = np.where(same[..., None] > 0, shown, upscale(out, shown.shape[0]))
         small, _, _ = pipe.layouts(ids)
-        info = describe(pipe, method, steps, seed, guidance, how, small, ms,
-                        f" · rerolled {100 * region.mean():.0f}% of the picture")
+        info = self.describe(pipe, method, steps, seed, guidance, how, small, ms,
+                             f" · rerolled {100 * region.mean():.0f}% of the picture")
         state = {"method": method, "how": how, "ids": ids, "image": out, "seed": seed, "images": [out]}
-        return upscale(out), info, _as_editor_value(upscale(out)), state
+        return Rerolled(image=upscale(out), info=info, marks=_as_editor_value(upscale(out)), last=state)
 
-    def layout_from_photo_ui(photo, sketch, seed=0):
+    def layout_from_photo(self, photo, sketch, seed=0) -> dict:
         if photo is None:
             raise user_error("Upload a photo first.")
         photo = np.asarray(photo)
         if photo.ndim == 2:
             photo = np.repeat(photo[..., None], 3, axis=2)
-        seg = load_segmenter(segmenter)
-        if seg.classset.to_dict() != classset.to_dict():
+        seg = load_segmenter(self.segmenter)
+        if seg.classset.to_dict() != self.classset.to_dict():
             raise user_error("The segmenter's classes differ from the model's palette: photo to layout is unavailable.")
         try:
             ids = layout_from_photo(photo[..., :3].astype(np.uint8), seg, CANVAS // 4, sketch=bool(sketch),
@@ -346,9 +408,9 @@ def build_app(models: dict[str, Path] | None = None, upsampler: Path | None = CH
         except ValueError as err:
             raise user_error(str(err)) from err
         ids = cv2.resize(ids.astype(np.int32), (CANVAS, CANVAS), interpolation=cv2.INTER_NEAREST)
-        return _as_editor_value(classset.ids_to_colors(ids))
+        return _as_editor_value(self.classset.ids_to_colors(ids))
 
-    def pick_sample(last, evt: gr.SelectData):
+    def pick_sample(self, last, evt: gr.SelectData):
         """Picking one of several samples: its seed becomes the seed, its image the one to edit."""
         if not last or evt.index >= len(last.get("images", [])):
             return gr.update(), gr.update(), gr.update(), last
@@ -356,7 +418,7 @@ def build_app(models: dict[str, Path] | None = None, upsampler: Path | None = CH
         last = {**last, "image": image, "seed": last["seed"] + evt.index}
         return upscale(image), last["seed"], _as_editor_value(upscale(image)), last
 
-    def load_upload(path):
+    def load_label_map(self, path) -> dict:
         if path is None:
             return gr.update()
         img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -371,137 +433,166 @@ def build_app(models: dict[str, Path] | None = None, upsampler: Path | None = CH
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         rgb = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)
         try:  # the same tolerance as the canvas: blended edges snap, a photo is refused
-            ids = classset.colors_to_ids(rgb, source="uploaded label map", nearest=True)
+            ids = self.classset.colors_to_ids(rgb, source="uploaded label map", nearest=True)
         except PaletteError as err:
             raise user_error(str(err)) from err
-        return _as_editor_value(classset.ids_to_colors(resize_ids(ids, CANVAS)))
+        return _as_editor_value(self.classset.ids_to_colors(resize_ids(ids, CANVAS)))
 
-    def load_example(evt: gr.SelectData):
-        path = examples[evt.index]
+    def example(self, index: int) -> tuple[dict, np.ndarray | None]:
+        """Example ``index``: (its sketch as the canvas value, its real photo or None)."""
+        path = self.examples[index]
         sketch = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
         sketch = cv2.resize(sketch, (CANVAS, CANVAS), interpolation=cv2.INTER_NEAREST)
         photo_path = path.with_name(path.name.replace("_sketch", "_photo"))
         photo = cv2.cvtColor(cv2.imread(str(photo_path)), cv2.COLOR_BGR2RGB) if photo_path.is_file() else None
         return _as_editor_value(sketch), (upscale(photo) if photo is not None else None)
 
+    def load_example(self, evt: gr.SelectData):
+        return self.example(evt.index)
+
+    def first_view(self) -> tuple[dict, Generated | None]:
+        """What a first visit sees: the first example on the canvas and its picture (default model, seed 0);
+        a blank canvas and no picture where there is no example or no working model."""
+        blank = _as_editor_value(np.full((CANVAS, CANVAS, 3), self.classset.unknown_color, np.uint8))
+        if not self.examples or self.default is None or self.load_error:
+            return blank, None
+        canvas, _ = self.example(0)
+        try:
+            return canvas, self.generate(canvas, self.default_steps, 0, self.default_guidance, self.default, False,
+                                         "learned upsampler" if self.has_upsampler else "bicubic")
+        except gr.Error:  # an example that does not fit this model's palette: start blank
+            return blank, None
+
+    def model_defaults(self, name):
+        """A model's own step count, and its guidance (fixed for a distilled student)."""
+        try:
+            g = self.pool.get(name).generator
+        except gr.Error:
+            return gr.update(), gr.update()
+        if not g.is_diffusion:
+            return (gr.update(interactive=False, label="Sampling steps (not used by a GAN)"),
+                    gr.update(interactive=False, label="Guidance scale (not used by a GAN)"))
+        return (gr.update(value=min(g.default_steps, 20), interactive=True, label="Sampling steps"),
+                gr.update(value=g.guidance_label, interactive=not g.distilled,
+                          label="Guidance scale" + (" (built into this distilled model)" if g.distilled else "")))
+
+    def live_generate(self, *args):
+        *args, is_live = args
+        if not is_live:
+            return (gr.update(),) * len(Generated._fields)
+        try:
+            return self.generate(*args)
+        except gr.Error:  # half-painted canvases are normal while painting live
+            return (gr.update(),) * len(Generated._fields)
+
+    def segmenter_note(self) -> str:
+        seg_json = HERE / "results" / "segmenter.json"
+        if not seg_json.is_file():
+            return ""
+        return f" (mIoU {json.loads(seg_json.read_text())['real_held_out']['miou']:.2f} on real held-out photos)"
+
+
+def build_app(models: dict[str, Path] | None = None, upsampler: Path | None = CHECKPOINTS / UPSAMPLER_DIR,
+              segmenter: Path = CHECKPOINTS / "seg64") -> gr.Blocks:
+    d = Demo(discover_models() if models is None else models, upsampler, segmenter)
+    classset, models = d.classset, d.models
+    canvas_value, first = d.first_view()
     with gr.Blocks(title="sparsesis: photos from sparse layouts") as app:
-        some = ", ".join(classset.names[:4])
         gr.Markdown("# sparsesis: a photo from a few strokes\nPick a class colour, paint a few rough strokes "
-                    f"({some}...), press **Generate**. Unpainted space is *unknown*: "
+                    f"({', '.join(classset.names[:4])}...), press **Generate**. Unpainted space is *unknown*: "
                     "the model fills it in. Keep the seed fixed and add strokes to edit the picture; tick "
                     "*Keep the rest* to redraw only around the new strokes, or mark a region on the result and "
                     "*Reroll* it.")
-        if load_error:
-            gr.Markdown(f"⚠️ {load_error}")
+        if d.load_error:
+            gr.Markdown(f"⚠️ {d.load_error}")
         if not models:
             gr.Markdown(f"⚠️ No checkpoint found in `{CHECKPOINTS}`: generation is unavailable.")
         gr.HTML(legend_html(classset))
-        last = gr.State(None)
+        last = gr.State(first.last if first else None)
         with gr.Row():
             with gr.Column(scale=3):
-                editor = gr.ImageEditor(
-                    value=_as_editor_value(np.full((CANVAS, CANVAS, 3), classset.unknown_color, np.uint8)),
-                    label="Layout (paint here)", elem_id="canvas", sources=(), canvas_size=(CANVAS, CANVAS),
-                    fixed_canvas=True, transforms=(), layers=False, image_mode="RGBA", type="numpy", format="png",
-                    brush=gr.Brush(colors=[hex_color(c) for c in classset.colors], default_color=hex_color(classset.colors[1]),
-                                   color_mode="fixed", default_size=12),
-                    eraser=gr.Eraser(default_size=16), height=420)
-                answer_unreadable_images(editor)
+                editor = answer_unreadable_images(max_side=MAX_CANVAS_SIDE, component=gr.ImageEditor(
+                    value=canvas_value, label="Layout (paint here)", elem_id="canvas", sources=(),
+                    canvas_size=(CANVAS, CANVAS), fixed_canvas=True, transforms=(), layers=False, image_mode="RGBA",
+                    type="numpy", format="png", eraser=gr.Eraser(default_size=16), height=420,
+                    brush=gr.Brush(colors=[hex_color(c) for c in classset.colors], color_mode="fixed",
+                                   default_color=hex_color(classset.colors[1]), default_size=12)))
+                if d.examples:
+                    ex_gallery = gr.Gallery(value=[(str(p), p.stem.replace("_sketch", "")) for p in d.examples],
+                                            label="Examples from the held-out set (click to load)", columns=6,
+                                            height=110, allow_preview=False, elem_id="examples")
                 upload = gr.File(label="…or upload a colour label map (PNG in the palette)", file_types=["image"],
                                  type="filepath", elem_id="upload")
                 with gr.Accordion("Start from a photo (photo → layout)", open=False):
                     gr.Markdown("The project's segmenter turns a photo into a layout on the canvas. It is small and "
-                                f"makes mistakes{seg_note}: edit the layout before generating.")
-                    photo_in = gr.Image(label="Photo", type="numpy", elem_id="photo_in", height=160)
+                                f"makes mistakes{d.segmenter_note()}: edit the layout before generating.")
+                    photo_in = answer_unreadable_images(gr.Image(label="Photo", type="numpy", elem_id="photo_in",
+                                                                 height=160), "photo (PNG or JPEG)")
                     thin = gr.Checkbox(label="Thin it to a sketch (a few strokes per region)", value=False,
                                        elem_id="thin")
                     to_layout = gr.Button("Photo → layout", elem_id="to_layout")
             with gr.Column(scale=3):
-                result = gr.Image(label="Generated photo", type="numpy", format="png", elem_id="result",
-                                  interactive=False, height=300)
-                info = gr.Markdown(elem_id="info")
+                result = gr.Image(value=first.image if first else None, label="Generated photo", type="numpy",
+                                  format="png", elem_id="result", interactive=False, height=300)
+                info = gr.Markdown(first.info if first else "", label="Status", elem_id="info")
                 with gr.Row():
                     generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                     live = gr.Checkbox(label="Live: regenerate while painting", value=False, elem_id="live")
                     keep_rest = gr.Checkbox(label="Keep the rest (redraw only near changed strokes)", value=False,
                                             elem_id="keep_rest")
                 with gr.Row():
-                    method = gr.Dropdown(choices=list(models), value=default, label="Model", elem_id="method")
-                    upscale_choice = gr.Radio(list(UPSCALE_CHOICES), value="learned upsampler" if has_upsampler
+                    method = gr.Dropdown(choices=list(models), value=d.default, label="Model", elem_id="method")
+                    upscale_choice = gr.Radio(list(UPSCALE_CHOICES), value="learned upsampler" if d.has_upsampler
                                               else "bicubic", label="To 256x256 by", elem_id="upscale",
-                                              interactive=has_upsampler)
+                                              interactive=d.has_upsampler)
                 with gr.Row():
-                    steps = gr.Slider(1, 100, value=default_steps, step=1, label="Sampling steps", elem_id="steps")
+                    steps = gr.Slider(1, 100, value=d.default_steps, step=1, label="Sampling steps", elem_id="steps")
                     samples = gr.Slider(1, 4, value=1, step=1, label="Samples", elem_id="samples")
                 with gr.Row():
                     seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
                     new_seed = gr.Button("New seed", elem_id="new_seed")
-                    guidance = gr.Slider(0, 5, value=default_guidance, step=0.25, elem_id="guidance",
+                    guidance = gr.Slider(0, 5, value=d.default_guidance, step=0.25, elem_id="guidance",
                                          label="Guidance scale" + (" (built into this distilled model)"
-                                                                   if default_distilled else ""),
-                                         interactive=not default_distilled)
-                sample_gallery = gr.Gallery(label="Samples (pick one to keep its seed)", columns=4, height=140,
-                                            elem_id="samples_gallery", allow_preview=False, format="png")
+                                                                   if d.default_distilled else ""),
+                                         interactive=not d.default_distilled)
+                sample_gallery = gr.Gallery(columns=4, height=140,
+                                            label="Samples (pick one to keep its seed)", elem_id="samples_gallery",
+                                            allow_preview=False, format="png")
                 with gr.Accordion("The look of a reference photo", open=False):
                     reference = gr.Image(label="Reference photo", type="numpy", elem_id="reference", height=160)
                     strength = gr.Slider(0, 1, value=0.7, step=0.05, elem_id="strength",
                                          label="Strength: 0 = the reference, 1 = only the layout")
-                show_steps = gr.Checkbox(label="Show the denoising steps", value=False, elem_id="show_steps")
-                seen = gr.Image(label="What the model sees (layout at its resolution)", type="numpy",
-                                interactive=False, height=140, format="png")
-                truth = gr.Image(label="Example's real photo", type="numpy", interactive=False, height=140,
-                                 visible=bool(examples))
-        with gr.Accordion("Reroll a region: paint over the part of the result to draw again", open=True):
-            marks = gr.ImageEditor(label="Mark the region on the result", elem_id="marks", sources=(),
-                                   canvas_size=(DISPLAY, DISPLAY), fixed_canvas=True, transforms=(), layers=False,
-                                   image_mode="RGBA", type="numpy", format="png", height=320,
-                                   brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=24),
-                                   eraser=gr.Eraser(default_size=24))
-            answer_unreadable_images(marks)
+                with gr.Accordion("What the model sees, the denoising steps, the example's photo", open=False):
+                    show_steps = gr.Checkbox(label="Show the denoising steps", value=False, elem_id="show_steps")
+                    seen = gr.Image(value=first.seen if first else None, type="numpy", interactive=False,
+                                    label="What the model sees (layout at its resolution)", height=140, format="png")
+                    truth = gr.Image(value=d.example(0)[1] if d.examples else None, label="Example's real photo",
+                                     type="numpy", interactive=False, height=140, visible=bool(d.examples))
+                    steps_gallery = gr.Gallery(label="Predicted clean image at each step", columns=8, height=200,
+                                               elem_id="steps_gallery")
+        with gr.Accordion("Reroll a region: paint over the part of the result to draw again", open=False):
+            marks = answer_unreadable_images(max_side=MAX_CANVAS_SIDE, component=gr.ImageEditor(
+                value=first.marks if first else None, label="Mark the region on the result", elem_id="marks",
+                sources=(), canvas_size=(DISPLAY, DISPLAY), fixed_canvas=True, transforms=(), layers=False,
+                image_mode="RGBA", type="numpy", format="png", height=320, eraser=gr.Eraser(default_size=24),
+                brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=24)))
             reroll_btn = gr.Button("Reroll the marked region (a new seed: press New seed first)", elem_id="reroll")
-        steps_gallery = gr.Gallery(label="Predicted clean image at each step", columns=8, height=200,
-                                   elem_id="steps_gallery")
-        if examples:
-            ex_gallery = gr.Gallery(value=[(str(p), p.stem.replace("_sketch", "")) for p in examples],
-                                    label="Examples from the held-out set (click to load)", columns=6, height=150,
-                                    allow_preview=False, elem_id="examples")
-            ex_gallery.select(load_example, None, [editor, truth])
+
+        # wiring: the public endpoints' input and output orders are API (tests/test_demo.py pins them)
         inputs = [editor, steps, seed, guidance, method, show_steps, upscale_choice, samples, reference, strength,
                   keep_rest, last]
-        outputs = [result, steps_gallery, seen, info, sample_gallery, marks, last]
-        generate_btn.click(generate, inputs, outputs, api_name="generate")
-        reroll_btn.click(reroll_region, [marks, editor, steps, seed, guidance, method, upscale_choice],
+        outputs = [result, steps_gallery, seen, info, sample_gallery, marks, last]  # Generated's fields
+        generate_btn.click(d.generate, inputs, outputs, api_name="generate")
+        reroll_btn.click(d.reroll_region, [marks, editor, steps, seed, guidance, method, upscale_choice],
                          [result, info, marks, last], api_name="reroll_region")
-        to_layout.click(layout_from_photo_ui, [photo_in, thin, seed], editor, api_name="layout_from_photo")
-        sample_gallery.select(pick_sample, last, [result, seed, marks, last], api_name=False)
+        to_layout.click(d.layout_from_photo, [photo_in, thin, seed], editor, api_name="layout_from_photo")
+        upload.change(d.load_label_map, upload, editor, api_name="load_label_map")
+        if d.examples:
+            ex_gallery.select(d.load_example, None, [editor, truth], api_name=False)
+        sample_gallery.select(d.pick_sample, last, [result, seed, marks, last], api_name=False)
         new_seed.click(lambda: random.randint(0, 2 ** 31 - 1), None, seed, api_name=False)
-
-        def model_defaults(name):
-            """A model's own step count, and its guidance (fixed for a distilled student)."""
-            try:
-                g = pool.get(name).generator
-            except gr.Error:
-                return gr.update(), gr.update()
-            if g.guidance_label is None:  # a GAN
-                return (gr.update(interactive=False, label="Sampling steps (not used by a GAN)"),
-                        gr.update(interactive=False, label="Guidance scale (not used by a GAN)"))
-            return (gr.update(value=min(g.default_steps, 20), interactive=True, label="Sampling steps"),
-                    gr.update(value=g.guidance_label, interactive=not g.distilled,
-                              label="Guidance scale" + (" (built into this distilled model)" if g.distilled else "")))
-
-        method.change(model_defaults, method, [steps, guidance], api_name=False)
-        upload.change(load_upload, upload, editor, api_name="load_label_map")
-
-        def live_generate(*args):
-            *args, is_live = args
-            if not is_live:
-                return (gr.update(),) * len(outputs)
-            try:
-                return generate(*args)
-            except gr.Error:  # half-painted canvases are normal while painting live
-                return (gr.update(),) * len(outputs)
-
-        editor.change(live_generate, inputs + [live], outputs, api_name=False, trigger_mode="always_last",
+        method.change(d.model_defaults, method, [steps, guidance], api_name=False)
+        editor.change(d.live_generate, inputs + [live], outputs, api_name=False, trigger_mode="always_last",
                       show_progress="hidden")
     return app
 

@@ -54,10 +54,10 @@ def extract(commit: str, folder: str, dest: Path) -> Path:
 
 
 def point(model, name, pairs, net, seg, steps, guidance, extra=None) -> dict:
-    gen = ModelGenerator(model, steps=steps if model.guidance_label is not None else None,
-                         guidance=guidance if model.guidance_label is not None and not model.distilled else None,
+    gen = ModelGenerator(model, steps=steps if model.is_diffusion else None,
+                         guidance=guidance if model.is_diffusion and not model.distilled else None,
                          name=name)
-    res = evaluate({name: gen}, pairs, ["random_mask"], 1, net, seed=0, segmenter=seg, progress=False)
+    res = evaluate({name: gen}, pairs, ["random_mask"], feature_net=net, seed=0, segmenter=seg, progress=False)
     m, info = res["methods"][name]["random_mask"], res["info"][name]
     row = {"images_seen": info["images_seen"], "train_hours": info["train_hours"], "fd": m["fd"], "kid": m["kid"],
            **({"miou": m["miou"]} if "miou" in m else {}), "parameters": info["parameters"], **(extra or {})}

@@ -20,7 +20,8 @@ import torch
 
 from sparsesis.checkpoint import save_json_atomic
 from sparsesis.data import load_split
-from sparsesis.evaluate import _generate, held_out_inputs
+from sparsesis.evaluate import generate_all
+from sparsesis.inputs import held_out_inputs
 from sparsesis.generators import ModelGenerator
 from sparsesis.metrics import cached_features, fd_from_features, feature_network, kid
 from sparsesis.synthesizer import Synthesizer
@@ -70,7 +71,7 @@ def main():
     for spec, folder, steps, guidance in specs:
         synth = Synthesizer.from_pretrained(folder, precision="bf16")
         t0 = time.time()
-        feats = net(_generate(ModelGenerator(synth, steps=steps, guidance=guidance, name=spec), layouts, 0,
+        feats = net(generate_all(ModelGenerator(synth, steps=steps, guidance=guidance, name=spec), layouts, 0,
                               spec, True))
         k_mean, k_std = kid(feats, real)
         out["results"][spec] = {

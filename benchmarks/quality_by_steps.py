@@ -50,7 +50,7 @@ def main():
             synth.default_sampler = sampler
         gen = ModelGenerator(synth, steps=steps, guidance=guidance, name=spec)
         t0 = time.time()
-        m = evaluate({spec: gen}, pairs, ["random_mask"], 1, net, progress=False)["methods"][spec]["random_mask"]
+        m = evaluate({spec: gen}, pairs, ["random_mask"], feature_net=net, progress=False)["methods"][spec]["random_mask"]
         out["results"][spec] = {"fd": m["fd"], "kid": m["kid"], "seconds": round(time.time() - t0)}
         print(spec, out["results"][spec], flush=True)
         save_json_atomic(a.out, out)

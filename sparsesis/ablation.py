@@ -25,7 +25,8 @@ def run_ablation(run_root, data=None, preset="64", image_size=None, steps_each=3
                  kinds=("random_mask", "scribble", "dense"), mask_seeds=1, limit=None, segmenter=None,
                  sample_steps=25, progress=True, threads=None, samples_out=None, n_samples=4) -> dict:
     from .data import load_split
-    from .evaluate import evaluate, held_out_inputs
+    from .evaluate import evaluate
+    from .inputs import held_out_inputs
     from .generators import ModelGenerator
     from .metrics import feature_network
     from .synthesizer import Synthesizer
@@ -43,8 +44,8 @@ def run_ablation(run_root, data=None, preset="64", image_size=None, steps_each=3
         synth = Synthesizer.from_pretrained(root / variant / "export")
         pairs = load_split("eval", synth.image_size, data, progress=False)
         gen = ModelGenerator(synth, steps=sample_steps, name=variant)
-        res = evaluate({variant: gen}, pairs, list(kinds), mask_seeds, net, limit, seed, progress=progress,
-                       segmenter=segmenter)
+        res = evaluate({variant: gen}, pairs, list(kinds), mask_seeds=mask_seeds, feature_net=net, limit=limit,
+                       seed=seed, progress=progress, segmenter=segmenter)
         variants[variant] = res["methods"][variant]
         metric, info[variant] = res["metric"], res["info"][variant]
         ceiling = res.get("segmenter_real_miou")

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .data import PairSet
+from .data import PairSet, photo_to_tensor
 from .masking import MaskConfig, class_wise_random
 
 Masker = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
@@ -46,7 +46,7 @@ def make_batch(pairs: PairSet, step: int, seed: int, batch_size: int, masker: Ma
         photos.append(photo)
         layouts.append(sparse)
         fulls.append(full)
-    photos_t = torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    photos_t = photo_to_tensor(np.stack(photos))
     return Batch(photos_t, torch.from_numpy(np.stack(layouts)), torch.from_numpy(np.stack(fulls)))
 
 

@@ -1,22 +1,14 @@
-"""Progressive distillation (Salimans & Ho 2022, Algorithm 2): a student learns to take in one DDIM step
+r"""Progressive distillation (Salimans & Ho 2022, Algorithm 2): a student learns to take in one DDIM step
 what the teacher takes in two; then it becomes the teacher and the step count halves again.
 
     python -m sparsesis.distill --teacher checkpoints/ours64 --run-dir runs/distill64g4 --guidance 4 \
         --teacher-steps 256 --final-steps 2 --iters-per-stage 120 120 160 240 320 480 480 --batch-size 8
 
-(the recipe of the shipped 4- and 2-step students). ``--iters-per-stage`` takes one count for every stage or
-one per stage (early stages are easy: two steps of a 256-step sampler are already close to one step of a
-128-step one; the last stages need the most work). The defaults (256 -> 4 steps at guidance 4) are that
-recipe's first six stages.
-
-Guidance: we distil the *guided* teacher at one fixed scale (``--guidance``; default 4, the shipped students'): the
-student's single pass reproduces ``v_u + w (v_c - v_u)``, so each student step costs one network pass instead
-of two. (Meng et al. 2023 instead condition the student on w; that keeps the guidance adjustable but needs
-an extra input and more training than this CPU budget allows.) Choose the scale at which the teacher's
-many-step sampler is best (``benchmarks/quality_by_steps.py``): for the shipped teacher that is 4, not its
-default 1.5 (``results/guidance_sweep_ours64.json``). The first stage is where the guidance is learnt: at
-w = 4 its 120 iterations leave the student ~20 dB PSNR from the teacher's images (600: 22 dB; at 1.5: ~30 dB). A
-student's config records the scale it baked in; ``Synthesizer`` refuses another one for it.
+``--iters-per-stage`` takes one count for every stage or one per stage. Guidance: the *guided* teacher is
+distilled at one fixed scale (``--guidance``), so the student's single pass reproduces ``v_u + w (v_c - v_u)``
+and each student step costs one network pass instead of two (Meng et al. 2023 condition the student on w
+instead). A student's config records the scale it baked in; ``Synthesizer`` refuses another one for it. The
+shipped students' recipes and how they measure: ``checkpoints/README.md`` and ``results/README.md``.
 
 Layout: ``<run>/state.safetensors`` (the stage in progress: student, optimizer, iteration), and one
 model folder ``<run>/student_<steps>`` per finished stage. Re-running the command resumes.

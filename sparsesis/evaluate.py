@@ -1,4 +1,4 @@
-"""Evaluate generators on the held-out layouts: Fréchet distance and KID against the held-out photos.
+r"""Evaluate generators on the held-out layouts: Fréchet distance and KID against the held-out photos.
 
     python -m sparsesis.evaluate generation --checkpoint checkpoints/ours64 --out results/generation.json
     python -m sparsesis.evaluate table --method ours=checkpoints/ours64 --method trivial \
@@ -21,24 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from .data import PairSet, load_split
-from .inputs import make_input
+from .inputs import held_out_inputs
 from .precision import INFERENCE_PRECISIONS, PRECISION_HELP
 
 
-def held_out_inputs(pairs: PairSet, kind: str, mask_seeds: int, limit: int | None = None):
-    """-> (layouts (M, S, S), real index per layout (M,)). ``dense`` needs no seeds: it uses one."""
-    n = len(pairs) if limit is None else min(limit, len(pairs))
-    seeds = 1 if kind == "dense" else mask_seeds
-    layouts, idx = [], []
-    for s in range(seeds):
-        for i in range(n):
-            _, full = pairs.centre(i)
-            layouts.append(make_input(kind, full, pairs.classset.unknown_id, seed=1000 * s + i))
-            idx.append(i)
-    return np.stack(layouts), np.array(idx)
-
-
-def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int = 1, feature_net=None,
+def evaluate(generators: dict, pairs: PairSet, kinds: list[str], *, mask_seeds: int = 1, feature_net=None,
              limit: int | None = None, seed: int = 0, progress: bool = True, kid_subsets: int = 100,
              dist=None, segmenter=None, keep_images: bool = False) -> dict:
     """Metrics per method and input kind. With ``dist`` (torchrun), each process generates a contiguous
@@ -71,7 +58,7 @@ def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int
             layouts, real_idx = held_out_inputs(pairs, kind, mask_seeds, limit)
             t0 = time.perf_counter()
             lo, hi = shard(len(layouts), dist.rank, dist.world)
-            images = _generate(gen, layouts[lo:hi], seed + lo, f"{name}/{kind}", progress and dist.is_main)
+            images = generate_all(gen, layouts[lo:hi], seed + lo, f"{name}/{kind}", progress and dist.is_main)
             secs = time.perf_counter() - t0
             feats = D.gather_rows(net(images), dist)
             if keep_images:
@@ -93,14 +80,15 @@ def evaluate(generators: dict, pairs: PairSet, kinds: list[str], mask_seeds: int
     return result
 
 
-def sparsity_curves(generators: dict, pairs: PairSet, shares, strokes, robustness, mask_seeds, net, limit=None,
-                    seed=0, dist=None, segmenter=None) -> dict:
+def sparsity_curves(generators: dict, pairs: PairSet, *, shares, strokes, robustness, mask_seeds: int, net,
+                    limit: int | None = None, seed: int = 0, dist=None, segmenter=None) -> dict:
     """Metrics as a function of the labelled share (class-wise masks keeping exactly that share of every
     class), of the scribble strokes per region, and under SCDM-style noisy labels. Layout of the result:
     ``{"random_mask": {method: {share: {...}}}, "scribble": {method: {strokes: {...}}}, "<robustness kind>":
     {method: {...}}}``."""
     kinds = [f"share:{p:g}" for p in shares] + [f"strokes:{n}" for n in strokes] + list(robustness)
-    res = evaluate(generators, pairs, kinds, mask_seeds, net, limit, seed, dist=dist, segmenter=segmenter)
+    res = evaluate(generators, pairs, kinds, mask_seeds=mask_seeds, feature_net=net, limit=limit, seed=seed, dist=dist,
+                   segmenter=segmenter)
     out = {"metric": res["metric"], "n_real": res["n_real"], "mask_seeds": mask_seeds, "info": res["info"],
            "random_mask": {}, "scribble": {}}
     for name, by_kind in res["methods"].items():
@@ -114,9 +102,9 @@ def sparsity_curves(generators: dict, pairs: PairSet, shares, strokes, robustnes
     return out
 
 
-def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps, pairs: PairSet, net,
-                        limit=None, seed=0, repeats=5, dist=None, progress=True, guidance: float | None = None,
-                        other_guidance=()) -> dict:
+def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps, pairs: PairSet, *, net,
+                        limit: int | None = None, seed: int = 0, repeats: int = 5, dist=None, progress: bool = True,
+                        guidance: float | None = None, other_guidance=()) -> dict:
     """Quality and latency against sampling steps: the teacher at its full step count, the teacher with
     plain DDIM at fewer steps, and each distilled student (``{steps: Synthesizer}``). Same masked held-out
     layouts and seeds for all; latency is the median batch-1 time on this machine (guidance included);
@@ -140,7 +128,8 @@ def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps,
     rows.update({(f"ddim_g{g:g}", n): (teacher, n, g) for g in others for n in students})
     gens = {f"{group}_{n}": ModelGenerator(synth, steps=n, guidance=g, name=f"{group}_{n}")
             for (group, n), (synth, _, g) in rows.items()}
-    res = evaluate(gens, pairs, ["random_mask"], 1, net, limit, seed, progress=progress, dist=dist, keep_images=True)
+    res = evaluate(gens, pairs, ["random_mask"], feature_net=net, limit=limit, seed=seed, progress=progress, dist=dist,
+                   keep_images=True)
     images = {name: by_kind["random_mask"] for name, by_kind in res.pop("images").items()}
     reference = images[f"teacher_{teacher_steps}"]
     out = {"metric": res["metric"], "kid_metric": res["kid_metric"], "input": "random_mask", "n_real": res["n_real"],
@@ -172,7 +161,9 @@ def shard(n: int, rank: int, world: int) -> tuple[int, int]:
     return min(n, rank * per), min(n, (rank + 1) * per)
 
 
-def _generate(gen, layouts, seed, desc, progress, chunk=20):
+def generate_all(gen, layouts: np.ndarray, seed: int, desc: str = "generate", progress: bool = True,
+                 chunk: int = 20) -> np.ndarray:
+    """``gen.generate`` over ``layouts`` in chunks, with a progress bar; image ``i`` uses seed ``seed + i``."""
     from tqdm.auto import tqdm
 
     out = []
@@ -196,7 +187,7 @@ def build_generator(spec: str, train_pairs: PairSet | None, steps: int | None, g
         raise SystemExit(f"error: method {spec!r} must be 'trivial' or NAME=CHECKPOINT_FOLDER")
     name, path = spec.split("=", 1)
     model = load(path, device=device)
-    if model.guidance_label is None:  # a GAN: one pass, no steps or guidance to set
+    if not model.is_diffusion:  # a GAN: one pass, no steps or guidance to set
         steps = guidance = None
     return name, ModelGenerator(model, steps=steps, guidance=guidance, name=name)
 
@@ -273,12 +264,6 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines) + "\n\n" + " ".join(notes) + "\n"
 
 
-def write_json(path: str | Path, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2) + "\n")
-
-
 def compared_methods(a, device) -> tuple[dict, PairSet]:
     """The ``--method`` generators of a table or sparsity run, and the held-out split at their image size."""
     models = {}
@@ -298,129 +283,171 @@ def compared_methods(a, device) -> tuple[dict, PairSet]:
     return gens, load_split("eval", size, a.data)
 
 
-def main(argv=None) -> None:
+def run_generation(a, ctx) -> dict:
+    """ours on class-wise masks vs the trivial mean-colour baseline on full layouts."""
+    gens = dict([build_generator(f"ours={a.checkpoint}", None, a.steps, a.guidance, ctx.device)])
+    size = gens["ours"].synth.image_size
+    eval_pairs, train_pairs = load_split("eval", size, a.data), load_split("train", size, a.data)
+    common = dict(feature_net=ctx.net, limit=a.limit, seed=a.seed, dist=ctx.dist, segmenter=ctx.seg)
+    ours = evaluate(gens, eval_pairs, ["random_mask"], mask_seeds=a.mask_seeds, **common)
+    trivial = evaluate(dict([build_generator("trivial", train_pairs, None, None)]), eval_pairs, ["dense"], **common)
+    o, tr, info = ours["methods"]["ours"]["random_mask"], trivial["methods"]["trivial"]["dense"], ours["info"]["ours"]
+    miou = lambda m: {"miou": m["miou"]} if "miou" in m else {}  # noqa: E731
+    return {"metric": ctx.net.metric,
+            "ours": {"fd": o["fd"], "kid": o["kid"], "steps": info["steps"], "guidance": info["guidance"],
+                     "input": "random_mask", "n": o["n"], "labelled_share": o["labelled_share"], **miou(o),
+                     **{k: info[k] for k in ("parameters", "images_seen", "train_hours")}},
+            "trivial": {"fd": tr["fd"], "kid": tr["kid"], "input": "dense (full layouts: the easier case)",
+                        "n": tr["n"], **miou(tr)},
+            "n_real": ours["n_real"], "seed": a.seed,
+            **({"segmenter_real_miou": ours["segmenter_real_miou"]} if ctx.seg is not None else {})}
+
+
+def run_table(a, ctx) -> dict:
+    gens, eval_pairs = compared_methods(a, ctx.device)
+    return evaluate(gens, eval_pairs, a.kinds, mask_seeds=a.mask_seeds, feature_net=ctx.net, limit=a.limit,
+                    seed=a.seed, dist=ctx.dist, segmenter=ctx.seg)
+
+
+def run_sparsity(a, ctx) -> dict:
+    gens, eval_pairs = compared_methods(a, ctx.device)
+    return sparsity_curves(gens, eval_pairs, shares=a.shares, strokes=a.strokes, robustness=a.robustness,
+                           mask_seeds=a.mask_seeds, net=ctx.net, limit=a.limit, seed=a.seed, dist=ctx.dist,
+                           segmenter=ctx.seg)
+
+
+def run_distillation(a, ctx) -> dict:
+    from .synthesizer import Synthesizer
+
+    teacher = Synthesizer.from_pretrained(a.checkpoint, device=ctx.device, precision=a.precision)
+    students, sources = {}, {}
+    for folder in student_folders(a.students):
+        s = Synthesizer.from_pretrained(folder, device=ctx.device, precision=a.precision)
+        if not s.distilled:
+            raise SystemExit(f"error: {folder} is not a distilled student (no 'distillation' in its config)")
+        students[s.default_steps], sources[str(s.default_steps)] = s, str(folder)
+    out = distillation_report(teacher, a.teacher_steps, dict(sorted(students.items(), reverse=True)), a.ddim_steps,
+                              load_split("eval", teacher.image_size, a.data), net=ctx.net, limit=a.limit,
+                              seed=a.seed, repeats=a.repeats, dist=ctx.dist,
+                              guidance=students_guidance(students, a.guidance), other_guidance=a.other_guidance)
+    out["students_from"] = sources
+    return out
+
+
+def run_upsampler(a, ctx) -> dict:
+    from .evaluate_upsampler import upsampler_report
+    from .loader import load
+    from .upsampler import Upsampler
+
+    upsampler = Upsampler.from_pretrained(a.upsampler, device=ctx.device, precision=a.precision)
+    generator = load(a.generator, device=ctx.device, precision=a.precision)
+    out = upsampler_report(upsampler, generator, load_split("eval", a.size, a.data), load_split("train", a.size, a.data),
+                           ctx.net, ctx.seg, generator.image_size, seed=a.seed, limit=a.limit, repeats=a.repeats)
+    out["metric"], out["precision"] = ctx.net.metric, upsampler.precision
+    return out
+
+
+def _generation_args(q):
+    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--mask-seeds", type=int, default=1)
+
+
+def _table_args(q):
+    q.add_argument("--method", action="append", required=True, help="trivial or NAME=CHECKPOINT (repeatable)")
+    q.add_argument("--kinds", nargs="+", default=["random_mask", "scribble"])
+    q.add_argument("--mask-seeds", type=int, default=3)
+
+
+def _sparsity_args(q):
+    q.add_argument("--method", action="append", required=True, help="trivial or NAME=CHECKPOINT (repeatable)")
+    q.add_argument("--shares", type=float, nargs="+", default=[1.0, 0.5, 0.25, 0.1, 0.05, 0.02])
+    q.add_argument("--strokes", type=int, nargs="+", default=[1, 2, 4])
+    q.add_argument("--robustness", nargs="*", default=["downsampled", "edges_unknown", "random_unknown"])
+    q.add_argument("--mask-seeds", type=int, default=1)
+
+
+def _distillation_args(q):
+    q.add_argument("--checkpoint", required=True, help="the undistilled teacher")
+    q.add_argument("--teacher-steps", type=int, default=256, help="the teacher's full step count")
+    q.add_argument("--students", nargs="+", required=True,
+                   help="student folders, or a distillation run folder holding student_<steps> folders")
+    q.add_argument("--ddim-steps", type=int, nargs="*", default=[1, 2, 4, 8, 16, 32])
+    q.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=PRECISION_HELP)
+    q.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
+    q.add_argument("--other-guidance", type=float, nargs="*", default=[],
+                   help="extra plain-DDIM rows at each student's step count under these guidance scales")
+
+
+def _upsampler_args(q):
+    q.add_argument("--upsampler", required=True, help="upsampler model folder")
+    q.add_argument("--generator", default="checkpoints/ours64-student4", help="the 64 px model whose images are upscaled")
+    q.add_argument("--size", type=int, default=256, help="output size")
+    q.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
+    q.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=PRECISION_HELP)
+
+
+# name -> (help, its own flags, what it runs); every command also takes the common flags below
+COMMANDS = {
+    "generation": ("ours vs the trivial mean-colour baseline -> results/generation.json", _generation_args,
+                   run_generation),
+    "table": ("several methods and input kinds -> results/eval.json", _table_args, run_table),
+    "sparsity": ("metrics vs labelled share and strokes, plus noisy-label kinds -> results/sparsity.json",
+                 _sparsity_args, run_sparsity),
+    "distillation": ("students vs teacher vs plain DDIM: quality and latency -> results/distillation.json",
+                     _distillation_args, run_distillation),
+    "upsampler": ("bicubic vs the learned upsampler at 256: patch FD, FD, KID, mIoU, latency -> "
+                  "results/upsampler.json", _upsampler_args, run_upsampler),
+}
+
+
+def _common_args(q):
+    q.add_argument("--data", default=None)
+    q.add_argument("--steps", type=int, default=None, help="sampling steps (default: the checkpoint's)")
+    q.add_argument("--guidance", type=float, default=None)
+    q.add_argument("--limit", type=int, default=None, help="only the first N held-out layouts (quick checks)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--features", default="effnet-lite0", choices=["effnet-lite0", "inception"])
+    q.add_argument("--inception", default=None, help="path to inception-2015-12-05.pt (for --features inception)")
+    q.add_argument("--segmenter", default=None, help="segmenter model folder: adds mIoU (layout fidelity)")
+    q.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    q.add_argument("--out", required=True)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m sparsesis.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    g = sub.add_parser("generation", help="ours vs the trivial mean-colour baseline -> results/generation.json")
-    g.add_argument("--checkpoint", required=True)
-    g.add_argument("--mask-seeds", type=int, default=1)
-    t = sub.add_parser("table", help="several methods and input kinds -> results/eval.json")
-    t.add_argument("--method", action="append", required=True, help="trivial or NAME=CHECKPOINT (repeatable)")
-    t.add_argument("--kinds", nargs="+", default=["random_mask", "scribble"])
-    t.add_argument("--mask-seeds", type=int, default=3)
-    sp = sub.add_parser("sparsity", help="metrics vs labelled share and strokes, plus noisy-label kinds -> results/sparsity.json")
-    sp.add_argument("--method", action="append", required=True, help="trivial or NAME=CHECKPOINT (repeatable)")
-    sp.add_argument("--shares", type=float, nargs="+", default=[1.0, 0.5, 0.25, 0.1, 0.05, 0.02])
-    sp.add_argument("--strokes", type=int, nargs="+", default=[1, 2, 4])
-    sp.add_argument("--robustness", nargs="*", default=["downsampled", "edges_unknown", "random_unknown"])
-    sp.add_argument("--mask-seeds", type=int, default=1)
-    ds = sub.add_parser("distillation", help="students vs teacher vs plain DDIM: quality and latency "
-                                              "-> results/distillation.json")
-    ds.add_argument("--checkpoint", required=True, help="the undistilled teacher")
-    ds.add_argument("--teacher-steps", type=int, default=256, help="the teacher's full step count")
-    ds.add_argument("--students", nargs="+", required=True,
-                    help="student folders, or a distillation run folder holding student_<steps> folders")
-    ds.add_argument("--ddim-steps", type=int, nargs="*", default=[1, 2, 4, 8, 16, 32])
-    ds.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=PRECISION_HELP)
-    ds.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
-    ds.add_argument("--other-guidance", type=float, nargs="*", default=[],
-                    help="extra plain-DDIM rows at each student's step count under these guidance scales")
-    up = sub.add_parser("upsampler", help="bicubic vs the learned upsampler at 256: patch FD, FD, KID, mIoU, latency "
-                                          "-> results/upsampler.json")
-    up.add_argument("--upsampler", required=True, help="upsampler model folder")
-    up.add_argument("--generator", default="checkpoints/ours64-student4", help="the 64 px model whose images are upscaled")
-    up.add_argument("--size", type=int, default=256, help="output size")
-    up.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
-    up.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=PRECISION_HELP)
-    for q in (g, t, sp, ds, up):
-        q.add_argument("--data", default=None)
-        q.add_argument("--steps", type=int, default=None, help="sampling steps (default: the checkpoint's)")
-        q.add_argument("--guidance", type=float, default=None)
-        q.add_argument("--limit", type=int, default=None, help="only the first N held-out layouts (quick checks)")
-        q.add_argument("--seed", type=int, default=0)
-        q.add_argument("--features", default="effnet-lite0", choices=["effnet-lite0", "inception"])
-        q.add_argument("--inception", default=None, help="path to inception-2015-12-05.pt (for --features inception)")
-        q.add_argument("--segmenter", default=None, help="segmenter model folder: adds mIoU (layout fidelity)")
-        q.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
-        q.add_argument("--out", required=True)
-    a = p.parse_args(argv)
+    for name, (help_text, add_args, _) in COMMANDS.items():
+        q = sub.add_parser(name, help=help_text)
+        add_args(q)
+        _common_args(q)
+    return p.parse_args(argv)
 
-    from .checkpoint import CheckpointError
+
+def main(argv=None) -> None:
+    import os
+    from types import SimpleNamespace
+
+    from . import distributed as D
+    from .checkpoint import CheckpointError, save_json_atomic
     from .data import DataError
     from .metrics import FeatureNetworkError, feature_network
 
-    from . import distributed as D
-
-    import os
-
+    a = parse_args(argv)
     device = D.pick_device(a.device, int(os.environ.get("LOCAL_RANK", "0")))
     dist = D.init(device)
     try:
-        net = feature_network(a.features, device=device, inception_path=a.inception)
         seg = None
         if a.segmenter:
             from .segmenter import Segmenter
 
             seg = Segmenter.from_pretrained(a.segmenter)
-        command = "python -m sparsesis.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
-        if a.cmd == "generation":
-            gens = dict([build_generator(f"ours={a.checkpoint}", None, a.steps, a.guidance, device)])
-            size = gens["ours"].synth.image_size
-            eval_pairs = load_split("eval", size, a.data)
-            train_pairs = load_split("train", size, a.data)
-            ours = evaluate(gens, eval_pairs, ["random_mask"], a.mask_seeds, net, a.limit, a.seed, dist=dist,
-                            segmenter=seg)
-            trivial = evaluate(dict([build_generator("trivial", train_pairs, None, None)]), eval_pairs, ["dense"],
-                               1, net, a.limit, a.seed, dist=dist, segmenter=seg)
-            o, tr = ours["methods"]["ours"]["random_mask"], trivial["methods"]["trivial"]["dense"]
-            out = {"metric": net.metric,
-                   "ours": {"fd": o["fd"], "kid": o["kid"], "steps": ours["info"]["ours"]["steps"],
-                            "guidance": ours["info"]["ours"]["guidance"], "input": "random_mask", "n": o["n"],
-                            "labelled_share": o["labelled_share"], **({"miou": o["miou"]} if "miou" in o else {}),
-                            **{k: ours["info"]["ours"][k] for k in
-                                                                     ("parameters", "images_seen", "train_hours")}},
-                   "trivial": {"fd": tr["fd"], "kid": tr["kid"], "input": "dense (full layouts: the easier case)",
-                               "n": tr["n"], **({"miou": tr["miou"]} if "miou" in tr else {})},
-                   "n_real": ours["n_real"], "seed": a.seed,
-                   **({"segmenter_real_miou": ours["segmenter_real_miou"]} if seg is not None else {})}
-        elif a.cmd == "distillation":
-            from .synthesizer import Synthesizer
-
-            teacher = Synthesizer.from_pretrained(a.checkpoint, device=device, precision=a.precision)
-            students, sources = {}, {}
-            for folder in student_folders(a.students):
-                s = Synthesizer.from_pretrained(folder, device=device, precision=a.precision)
-                if not s.distilled:
-                    raise SystemExit(f"error: {folder} is not a distilled student (no 'distillation' in its config)")
-                students[s.default_steps], sources[str(s.default_steps)] = s, str(folder)
-            guidance = students_guidance(students, a.guidance)
-            eval_pairs = load_split("eval", teacher.image_size, a.data)
-            out = distillation_report(teacher, a.teacher_steps, dict(sorted(students.items(), reverse=True)),
-                                      a.ddim_steps, eval_pairs, net, a.limit, a.seed, a.repeats, dist,
-                                      guidance=guidance, other_guidance=a.other_guidance)
-            out["students_from"] = sources
-        elif a.cmd == "upsampler":
-            from .evaluate_upsampler import upsampler_report
-            from .loader import load
-            from .upsampler import Upsampler
-
-            upsampler = Upsampler.from_pretrained(a.upsampler, device=device, precision=a.precision)
-            generator = load(a.generator, device=device, precision=a.precision)
-            out = upsampler_report(upsampler, generator, load_split("eval", a.size, a.data),
-                                   load_split("train", a.size, a.data), net, seg, generator.image_size,
-                                   seed=a.seed, limit=a.limit, repeats=a.repeats)
-            out["metric"], out["precision"] = net.metric, upsampler.precision
-        elif a.cmd == "sparsity":
-            gens, eval_pairs = compared_methods(a, device)
-            out = sparsity_curves(gens, eval_pairs, a.shares, a.strokes, a.robustness, a.mask_seeds, net, a.limit,
-                                  a.seed, dist, seg)
-        else:
-            gens, eval_pairs = compared_methods(a, device)
-            out = evaluate(gens, eval_pairs, a.kinds, a.mask_seeds, net, a.limit, a.seed, dist=dist, segmenter=seg)
-        out["command"] = command
+        ctx = SimpleNamespace(device=device, dist=dist, seg=seg,
+                              net=feature_network(a.features, device=device, inception_path=a.inception))
+        out = COMMANDS[a.cmd][2](a, ctx)
+        out["command"] = "python -m sparsesis.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
         if dist.is_main:
-            write_json(a.out, out)
+            save_json_atomic(a.out, out)
             if a.cmd == "table":
                 Path(a.out).with_suffix(".md").write_text(markdown_table(out))
             print(json.dumps(out, indent=2))

@@ -34,17 +34,12 @@ def area_down(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
-
-
 def upsampler_inputs(pairs, generator, n: int | None = None, base_size: int = 64, seed: int = 0) -> dict:
     """What the upsampler is measured on, for the first ``n`` of ``pairs`` (centre views at the output size):
     ``photos`` and ``labels`` at the output size, ``layouts`` (class-wise-masked, at the output size),
     ``real_small`` (the photos area-downsampled to ``base_size``) and ``generated_small`` (the generator's images
     for the masked layouts, seed ``seed + i`` for the batch starting at ``i``)."""
-    from .evaluate import held_out_inputs
+    from .inputs import held_out_inputs
 
     photos, labels = pairs.centre_arrays()  # (N, S, S, 3), (N, S, S)
     n = len(photos) if n is None else min(n, len(photos))
@@ -68,7 +63,7 @@ def upsampler_report(upsampler, generator, eval_pairs, train_pairs, net, segment
                      mask_seed: int = 0, seed: int = 0, limit: int | None = None, repeats: int = 5,
                      progress: bool = True) -> dict:
     from .latency import median_seconds, probe_layout
-    from .metrics import fd_from_features, kid
+    from .metrics import fd_from_features, kid, paired_psnr
     from .pipeline import Pipeline
     from .upsampler import bicubic_up
 
@@ -86,7 +81,7 @@ def upsampler_report(upsampler, generator, eval_pairs, train_pairs, net, segment
         k_mean, _ = kid(feats, real_whole, subsets=100)
         row = {"patch_fd": round(fd_from_features(net(patches(images, pos)), real_patch), 2),
                "fd": round(fd_from_features(feats, real_whole), 2), "kid": round(k_mean, 5),
-               "psnr_back": round(psnr(area_down(images, base_size), inputs), 2), "n": len(images)}
+               "psnr_back": round(paired_psnr(area_down(images, base_size), inputs), 2), "n": len(images)}
         if segmenter is not None:
             row["miou"] = segmenter.score(images, labels)["miou"]
         return row

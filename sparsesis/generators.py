@@ -31,7 +31,7 @@ class ModelGenerator:
 
     def info(self) -> dict:
         info = dict(self.synth.info())
-        if self.synth.guidance_label is not None:  # a diffusion model: say how it was sampled
+        if self.synth.is_diffusion:  # say how it was sampled
             info["steps"] = self.steps or self.synth.default_steps
             info["guidance"] = self.guidance if self.guidance is not None else self.synth.guidance_label
         return info

@@ -52,3 +52,17 @@ def make_input(kind: str, full: np.ndarray, unknown_id: int, seed: int) -> np.nd
         out[rng.random(full.shape) < 0.1] = unknown_id
         return out
     raise ValueError(f"unknown input kind {kind!r}; choose from {KINDS} or share:P / strokes:N")
+
+
+def held_out_inputs(pairs, kind: str, mask_seeds: int, limit: int | None = None):
+    """The evaluation's inputs from a ``PairSet`` of held-out pairs: -> (layouts (M, S, S), real index per
+    layout (M,)); layout ``1000 * s + i`` of mask seed ``s``. ``dense`` needs no seeds: it uses one."""
+    n = len(pairs) if limit is None else min(limit, len(pairs))
+    seeds = 1 if kind == "dense" else mask_seeds
+    layouts, idx = [], []
+    for s in range(seeds):
+        for i in range(n):
+            _, full = pairs.centre(i)
+            layouts.append(make_input(kind, full, pairs.classset.unknown_id, seed=1000 * s + i))
+            idx.append(i)
+    return np.stack(layouts), np.array(idx)

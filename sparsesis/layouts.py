@@ -106,3 +106,27 @@ def canvas_to_ids(rgba: np.ndarray, classset: ClassSet, size: int, max_side: int
     if opaque is not None:
         ids[~opaque] = classset.unknown_id
     return downsample_ids(centre_square(ids), size, classset.num_channels)
+
+
+def is_single(layout) -> bool:
+    """One layout (-> one image) or a batch (-> a batch)? ids ``(H, W)`` and colour maps ``(H, W, 3)`` uint8 are
+    one; ``(B, H, W)`` ids and ``(B, K+1, H, W)`` one-hot tensors are batches."""
+    if isinstance(layout, torch.Tensor):
+        if layout.ndim == 4 and layout.is_floating_point():
+            return False  # a one-hot batch
+        layout = layout.cpu().numpy()
+    a = np.asarray(layout)
+    return a.ndim == 2 or (a.ndim == 3 and a.shape[-1] == 3 and a.dtype == np.uint8)
+
+
+def region_at(region, size: int, b: int = 1) -> np.ndarray:
+    """A bool region ``(H, W)`` or ``(b, H, W)`` at a multiple of ``size`` -> ``(b, size, size)`` at ``size`` (a
+    pixel there is in the region when any of its cell is)."""
+    r = np.asarray(region).astype(bool)
+    r = r[None] if r.ndim == 2 else r
+    if r.ndim != 3 or r.shape[1] != r.shape[2] or r.shape[1] % size or len(r) not in (1, b):
+        raise LayoutError(f"region must be a square bool mask at {size}x{size} (or a multiple), got "
+                          f"{np.asarray(region).shape}")
+    f = r.shape[1] // size
+    r = r.reshape(len(r), size, f, size, f).any(axis=(2, 4))
+    return np.broadcast_to(r, (b, size, size)).copy()

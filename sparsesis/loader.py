@@ -3,7 +3,7 @@ with one interface, whether it is a diffusion teacher, a distilled student or a 
 
     model = load("checkpoints/ours64-student4")
     image = model(layout, seed=0)            # (H, W, 3) uint8; a batch of layouts -> (B, H, W, 3)
-    model.classset, model.image_size, model.default_steps, model.guidance_label, model.info()
+    model.classset, model.image_size, model.default_steps, model.is_diffusion, model.info()
 
 A GAN has no steps and no guidance: it accepts and ignores ``steps``, refuses a ``guidance`` other than None,
 and its trajectory is None.
@@ -17,9 +17,9 @@ import numpy as np
 
 from .checkpoint import CONFIG_FILE, CheckpointError
 from .classes import one_hot
-from .layouts import to_ids
+from .layouts import is_single, to_ids
 from .schema import DIFFUSION_KIND, GAN_KIND, GENERATOR_KINDS
-from .synthesizer import Synthesizer, _is_single
+from .synthesizer import Synthesizer
 
 
 def checkpoint_kind(path: str | Path) -> str | None:
@@ -59,9 +59,10 @@ def find_models(root: str | Path, preferred: tuple[str, ...] = ()) -> dict[str, 
 
 
 class GanSynthesizer:
-    """A GAN baseline's generator behind the ``Synthesizer`` interface: one pass per image; image ``i`` of a
-    batch uses noise seed ``seed + i``."""
+    """A GAN baseline's generator behind the ``Generator`` interface (``sparsesis.interface``): one pass per
+    image; image ``i`` of a batch uses noise seed ``seed + i``."""
 
+    is_diffusion = False  # no steps, guidance, reference photo or regional reroll
     distilled = None
     default_steps = 1
     guidance_label = None
@@ -98,7 +99,7 @@ class GanSynthesizer:
 
         if guidance is not None:
             raise ValueError("a GAN generator has no guidance scale; pass guidance=None")
-        single = _is_single(layout)
+        single = is_single(layout)
         ids = torch.from_numpy(self.layout_ids(layout)).to(self.device)
         images = tensor_to_photo(self.method.generate(one_hot(ids, self.classset.num_channels),
                                                       [int(seed) + i for i in range(len(ids))]))

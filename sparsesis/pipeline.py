@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .layouts import LayoutError, downsample_ids, to_ids
+from .layouts import LayoutError, downsample_ids, is_single, region_at, to_ids
 from .loader import load
 from .upsampler import Upsampler, bicubic_up
 
@@ -57,9 +57,7 @@ class Pipeline:
 
     def layouts(self, layout) -> tuple[np.ndarray, np.ndarray, bool]:
         """-> (ids at the generator's size (B, s, s), ids at the output size (B, 4s, 4s), one layout?)."""
-        from .synthesizer import _is_single
-
-        single = _is_single(layout)
+        single = is_single(layout)
         ids = to_ids(layout, self.classset)
         s, big = self.base_size, self.output_size
         if ids.shape[-2:] == (big, big):
@@ -96,7 +94,7 @@ class Pipeline:
                **kwargs) -> np.ndarray:
         """Generate ``region`` (bool at the output size, True = anew) of ``image`` (an output of this pipeline)
         again under ``seed``; pixels farther than ``FOOTPRINT`` from the region stay exactly as they were."""
-        if not hasattr(self.generator, "reroll"):
+        if not self.generator.is_diffusion:
             raise ValueError("regional reroll needs a diffusion model; a GAN has no sampler to hold a region in")
         how = self.default_upscale() if upscale == "default" else upscale
         small_ids, large_ids, single = self.layouts(layout)
@@ -113,7 +111,7 @@ class Pipeline:
             return new_base
         out = self.upscale(new_base[None], large_ids, how)[0]
         # farther than the upsampler's footprint from the region, the old pixels stay exactly
-        small_region = self.generator._region_in(region, 1)[0].astype(np.uint8)
+        small_region = region_at(region, self.base_size)[0].astype(np.uint8)
         grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * FOOTPRINT + 1, 2 * FOOTPRINT + 1))
         near = cv2.dilate(cv2.resize(small_region, (size, size), interpolation=cv2.INTER_NEAREST), grow) > 0
         return np.where(near[..., None], out, image)

@@ -6,6 +6,9 @@ student adds ``distillation`` (its step count and the guidance built into it).
 """
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
 DIFFUSION_KIND = "sparsesis-diffusion"
 GAN_KIND = "sparsesis-gan"
 SEGMENTER_KIND = "sparsesis-segmenter"
@@ -17,6 +20,8 @@ GENERATOR_KINDS = (DIFFUSION_KIND, GAN_KIND)
 DEFAULT_SAMPLER = "ddim"
 DEFAULT_STEPS = 50
 DEFAULT_GUIDANCE = 1.5
+# the degradation level an upsampler with a level input assumes for a generator's images
+DEFAULT_UPSAMPLER_LEVEL = 0.5
 
 
 def default_sampling() -> dict:
@@ -40,3 +45,19 @@ def gan_config(method, classset, record: dict) -> dict:
     """The config of a GAN baseline's generator folder."""
     return {"kind": GAN_KIND, "method": method.name, "model": method.cfg.to_dict(), "classes": classset.to_dict(),
             "record": record}
+
+
+def upsampler_config(net, classset, record: dict, train=None) -> dict:
+    """The config of an upsampler folder. ``net`` an ``UpsamplerNet``; ``train`` (optional) its
+    ``UpsamplerTrainConfig``, whose ``default_level`` a level-input network's folder keeps as ``defaults.level``."""
+    cfg = {"kind": UPSAMPLER_KIND, "model": net.cfg.to_dict(), "classes": classset.to_dict(), "record": record}
+    if net.cfg.level_input:
+        cfg["defaults"] = {"level": train.default_level if train is not None else DEFAULT_UPSAMPLER_LEVEL}
+    if train is not None:
+        cfg["training"] = json.loads(json.dumps(asdict(train)))
+    return cfg
+
+
+def segmenter_config(net, classset, record: dict) -> dict:
+    """The config of a segmenter folder (``net`` a ``SegNet``)."""
+    return {"kind": SEGMENTER_KIND, "model": net.cfg.to_dict(), "classes": classset.to_dict(), "record": record}

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .checkpoint import CheckpointError, load_model_dir, save_model_dir
 from .classes import ClassSet
-from .schema import SEGMENTER_KIND as SEG_KIND
+from .schema import SEGMENTER_KIND as SEG_KIND, segmenter_config
 from .training import TrainingLoop
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class Segmenter:
 def train_segmenter(run: str | Path, data=None, size: int = 64, steps: int = 3000, minutes: float | None = None,
                     batch_size: int = 16, lr: float = 1e-3, seed: int = 0, progress: bool = True) -> dict:
     """Train on the real training photos (random crops, flips) and export ``<run>/export``."""
-    from .data import load_split
+    from .data import load_split, photo_to_tensor
 
     pairs = load_split("train", size, data, progress=progress)
     cs = pairs.classset
@@ -146,7 +146,7 @@ def train_segmenter(run: str | Path, data=None, size: int = 64, steps: int = 300
             rng = np.random.default_rng([seed, loop.step])
             idx = rng.integers(0, len(pairs), batch_size)
             views = [pairs.augmented(int(i), rng) for i in idx]
-            x = torch.from_numpy(np.stack([v[0] for v in views])).permute(0, 3, 1, 2).float() / 127.5 - 1
+            x = photo_to_tensor(np.stack([v[0] for v in views]))
             y = torch.from_numpy(np.stack([v[1] for v in views]))
             loss = F.cross_entropy(net(x), y)
             opt.zero_grad()
@@ -158,8 +158,7 @@ def train_segmenter(run: str | Path, data=None, size: int = 64, steps: int = 300
     step = loop.step
     record = {"step": step, "images_seen": step * batch_size, "train_seconds": round(time.time() - t0, 1),
               "loss": loss_avg, "size": size}
-    config = {"kind": SEG_KIND, "model": net.cfg.to_dict(), "classes": cs.to_dict(), "record": record}
-    save_model_dir(Path(run) / "export", net.state_dict(), config)
+    save_model_dir(Path(run) / "export", net.state_dict(), segmenter_config(net, cs, record))
     return record
 
 

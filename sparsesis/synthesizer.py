@@ -16,7 +16,8 @@ import torch
 from .checkpoint import load_classes, load_model
 from .classes import ClassSet, one_hot
 from .diffusion import SAMPLERS, Known, Step, guided, q_sample
-from .layouts import to_ids
+from .data import photo_to_tensor, tensor_to_photo
+from .layouts import is_single, region_at, to_ids
 from .precision import resolve_precision
 from .schema import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DIFFUSION_KIND
 from .unet import UNet, UNetConfig, count_parameters
@@ -31,11 +32,11 @@ class Trajectory:
     x0: list[np.ndarray]  # each (B, H, W, 3) uint8
 
 
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
 class Synthesizer:
+    """A diffusion model or a distilled student (the ``Generator`` interface, ``sparsesis.interface``)."""
+
+    is_diffusion = True
+
     def __init__(self, model: UNet, classset: ClassSet, config: dict, device="cpu", precision: str = "fp32"):
         precision = resolve_precision(precision, device)
         self.model = model.eval().requires_grad_(False).to(device).to(memory_format=torch.channels_last)
@@ -81,7 +82,7 @@ class Synthesizer:
         of the model's size): only the region is generated, the rest of ``keep`` stays exactly (RePaint,
         ``resample`` jumps back per step to settle the seam). See also ``reroll`` and ``edit``.
         """
-        single = _is_single(layout)
+        single = is_single(layout)
         ids = self.layout_ids(layout, snap_colors)
         steps = self.default_steps if steps is None else steps
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
@@ -100,7 +101,7 @@ class Synthesizer:
         if init is not None and strength < 1.0:
             x_init = self._images_in(init, b, "init")
             if strength == 0.0:
-                images = _to_uint8(x_init)
+                images = tensor_to_photo(x_init)
                 images = images[0] if single else images
                 return (images, Trajectory([], [], [])) if return_trajectory else images
             start, n_steps = strength, max(1, int(np.ceil(steps * strength)))
@@ -109,7 +110,7 @@ class Synthesizer:
         if keep is not None or region is not None:
             if keep is None or region is None:
                 raise ValueError("keep (the image to keep) and region (where to generate anew) go together")
-            mask = torch.from_numpy(~self._region_in(region, b)).to(self.device, torch.float32)[:, None]
+            mask = torch.from_numpy(~region_at(region, self.image_size, b)).to(self.device, torch.float32)[:, None]
             known = Known(self._images_in(keep, b, "keep"), mask, eps)
         lay = torch.from_numpy(ids).to(self.device)
         cond = one_hot(lay, self.classset.num_channels).contiguous(memory_format=torch.channels_last)
@@ -126,8 +127,8 @@ class Synthesizer:
         def report(st: Step):
             if traj is not None:
                 traj.t.append(st.t)
-                traj.z.append(_to_uint8(st.z))
-                traj.x0.append(_to_uint8(st.x0))
+                traj.z.append(tensor_to_photo(st.z))
+                traj.x0.append(tensor_to_photo(st.x0))
             if callback is not None:
                 callback(st)
 
@@ -135,7 +136,7 @@ class Synthesizer:
         gen = torch.Generator().manual_seed(int(seed) + 7919)
         x = SAMPLERS[sampler](model_fn, noise, n_steps, callback=report, generator=gen, known=known,
                               resample=int(resample) if known is not None else 0, start=start)
-        images = _to_uint8(x)
+        images = tensor_to_photo(x)
         if single:
             images = images[0]
             if traj is not None:
@@ -167,20 +168,7 @@ class Synthesizer:
                              f"got {np.asarray(images).shape} {np.asarray(images).dtype}; resize it first")
         if len(a) not in (1, b):
             raise ValueError(f"{name} holds {len(a)} images for {b} layouts")
-        x = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-        return x.expand(b, -1, -1, -1).to(self.device)
-
-    def _region_in(self, region, b: int) -> np.ndarray:
-        """A bool region ``(H, W)`` / ``(b, H, W)`` at a multiple of the model's size -> ``(b, S, S)`` at it (a
-        model pixel is in the region when any of its cell is)."""
-        r = np.asarray(region).astype(bool)
-        r = r[None] if r.ndim == 2 else r
-        s = self.image_size
-        if r.ndim != 3 or r.shape[1] != r.shape[2] or r.shape[1] % s or len(r) not in (1, b):
-            raise ValueError(f"region must be a square bool mask at {s}x{s} (or a multiple), got {np.asarray(region).shape}")
-        f = r.shape[1] // s
-        r = r.reshape(len(r), s, f, s, f).any(axis=(2, 4))
-        return np.broadcast_to(r, (b, s, s)).copy()
+        return photo_to_tensor(a).expand(b, -1, -1, -1).to(self.device)
 
     def _guidance(self, guidance) -> float:
         if guidance is not None:
@@ -226,13 +214,3 @@ class Synthesizer:
                     return self.model(z.contiguous(memory_format=torch.channels_last), t, c).float()
             return net
         return lambda z, t, c: self.model(z.contiguous(memory_format=torch.channels_last), t, c)
-
-
-def _is_single(layout) -> bool:
-    """One layout (-> one image) or a batch (-> a batch)?"""
-    if isinstance(layout, torch.Tensor):
-        if layout.ndim == 4 and layout.is_floating_point():
-            return False  # a one-hot batch
-        layout = layout.cpu().numpy()
-    a = np.asarray(layout)
-    return a.ndim == 2 or (a.ndim == 3 and a.shape[-1] == 3 and a.dtype == np.uint8)

@@ -10,7 +10,6 @@ model folder that ``Synthesizer.from_pretrained`` loads.
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -27,16 +26,13 @@ from .batches import StepBatches, classwise_masker, make_batch
 from .checkpoint import CONFIG_FILE, STATE_FILE, load_model_dir, save_json_atomic, save_model_dir
 from .classes import ClassSet, one_hot
 from .configs import PRESETS, preset
-from .data import load_split
+from .data import load_split, tensor_to_photo
 from .diffusion import diffusion_loss
 from .masking import MaskConfig
-from .schema import DEFAULT_GUIDANCE, DIFFUSION_KIND, diffusion_config
-from .training import (PRECISIONS, TrainingLoop, config_from_args, config_parser, count_images, load_state,
+from .schema import DEFAULT_GUIDANCE, diffusion_config
+from .training import (EMA, PRECISIONS, TrainingLoop, config_from_args, config_parser, count_images, load_state,
                        mixed_precision, save_state, set_threads)
 from .unet import UNet, UNetConfig, count_parameters
-
-MODEL_KIND = DIFFUSION_KIND
-
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -86,29 +82,6 @@ def make_masker(cfg: TrainConfig):
     raise ValueError(f"masking must be classwise, shared or none, got {cfg.masking!r}")
 
 
-def model_config(unet: UNetConfig, classset: ClassSet, train: TrainConfig | None = None, **extra) -> dict:
-    """The ``config.json`` of a model folder (``sparsesis.schema.diffusion_config``)."""
-    return diffusion_config(unet, classset, train, **extra)
-
-
-class EMA:
-    """Exponential moving average of weights, with the usual warm-up of the decay."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module, step: int) -> None:
-        d = min(self.decay, (1 + step) / (10 + step))
-        for e, p in zip(self.model.parameters(), model.parameters()):
-            e.lerp_(p.detach(), 1 - d)
-
-
-def unwrap(model):
-    return model.module if hasattr(model, "module") else model
-
-
 @torch.no_grad()
 def sample_grid(ema_model: UNet, pairs, classset: ClassSet, device, steps: int, path: Path, n: int = 8) -> None:
     """Rows: sparse layout | sample | real photo, for ``n`` fixed held-out layouts and fixed noise."""
@@ -127,7 +100,7 @@ def sample_grid(ema_model: UNet, pairs, classset: ClassSet, device, steps: int, 
     uncond = one_hot(torch.full_like(lay, classset.unknown_id), classset.num_channels)
     noise = torch.randn(cond.shape[0], 3, *lay.shape[-2:], generator=torch.Generator().manual_seed(0)).to(device)
     x = sample_ddim(guided(ema_model, cond, uncond, DEFAULT_GUIDANCE), noise, steps)
-    out = ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    out = tensor_to_photo(x)
     rows = [np.concatenate([classset.ids_to_colors(l), o, p], axis=1) for l, o, p in zip(layouts, out, photos)]
     grid = np.concatenate(rows, axis=0)
     grid = cv2.resize(grid, (grid.shape[1] * 2, grid.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
@@ -192,11 +165,11 @@ def train(cfg: TrainConfig) -> dict:
 
     def write_export(at_step: int):
         save_model_dir(run / "export", ema.model.state_dict(),
-                       model_config(unet_cfg, classset, cfg, record={**record, "step": at_step}))
+                       diffusion_config(unet_cfg, classset, cfg, record={**record, "step": at_step}))
 
     if dist.is_main:
         run.mkdir(parents=True, exist_ok=True)
-        save_json_atomic(run / CONFIG_FILE, model_config(unet_cfg, classset, cfg))
+        save_json_atomic(run / CONFIG_FILE, diffusion_config(unet_cfg, classset, cfg))
         print(f"model: {count_parameters(model) / 1e6:.2f}M parameters, {len(pairs)} training pairs at "
               f"{pairs.size}px, device {device}, {dist.world} process(es)", flush=True)
 

@@ -14,11 +14,10 @@ ImageNet network is used in any loss (the metric's network least of all). Batche
 """
 from __future__ import annotations
 
-import copy
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -32,8 +31,8 @@ from .classes import one_hot
 from .data import load_split
 from .gan import IGNORE, SegmentationDiscriminator, balanced_ce, diff_augment, feature_matching, hinge_d, hinge_g
 from .masking import MaskConfig, class_wise_random
-from .schema import UPSAMPLER_KIND
-from .training import (PRECISIONS, TrainingLoop, config_from_args, config_parser, count_images, load_state,
+from .schema import DEFAULT_UPSAMPLER_LEVEL, UPSAMPLER_KIND, upsampler_config
+from .training import (EMA, PRECISIONS, TrainingLoop, config_from_args, config_parser, count_images, load_state,
                        mixed_precision, save_state, set_threads)
 from .unet import count_parameters
 from .upsampler import UpsamplerConfig, UpsamplerNet, area_down
@@ -61,7 +60,7 @@ class UpsamplerTrainConfig:
     # the network is told the level, so clean photos and a generator's images each get the detail they need
     level_input: bool = False
     clean_share: float = 0.25
-    default_level: float = 0.5  # written to the model folder; the level assumed for a generator's images
+    default_level: float = DEFAULT_UPSAMPLER_LEVEL  # written to the model folder: the level for a generator's images
     noise_input: bool = False  # a noise plane at 2x and 4x (texture per seed)
     # the discriminator: "patch" (a layout-conditioned PatchGAN with hinge loss) or "segmentation" (OASIS: per
     # pixel, the photo's full label map or "fake", class-balanced cross-entropy)
@@ -213,15 +212,6 @@ class SegmentationAdversary:
 ADVERSARIES = {"patch": PatchAdversary, "segmentation": SegmentationAdversary}
 
 
-def upsampler_config(net: UpsamplerNet, classset, record: dict, train: UpsamplerTrainConfig | None = None) -> dict:
-    cfg = {"kind": UPSAMPLER_KIND, "model": net.cfg.to_dict(), "classes": classset.to_dict(), "record": record}
-    if net.cfg.level_input:
-        cfg["defaults"] = {"level": (train or UpsamplerTrainConfig()).default_level}
-    if train is not None:
-        cfg["training"] = json.loads(json.dumps(asdict(train)))
-    return cfg
-
-
 def init_weights(net: UpsamplerNet, folder: str, classset) -> dict:
     """Start ``net`` from a trained upsampler of the same width and depth. A level or noise input the old network
     lacked gets zero weights, so the new network starts out computing exactly what the old one did. Returns what the
@@ -277,7 +267,8 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
     started_from = None
     if cfg.init_from and not (run / STATE_FILE).is_file():
         started_from = init_weights(net, cfg.init_from, classset)
-    ema = copy.deepcopy(net).eval().requires_grad_(False)
+    ema_avg = EMA(net, cfg.ema_decay)
+    ema = ema_avg.model
     adversary = ADVERSARIES[cfg.disc](classset, cfg)
     disc = adversary.disc
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
@@ -336,10 +327,7 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()
-                with torch.no_grad():
-                    d = min(cfg.ema_decay, (1 + loop.step) / (10 + loop.step))
-                    for e, p in zip(ema.parameters(), net.parameters()):
-                        e.lerp_(p, 1 - d)
+                ema_avg.update(net, loop.step)
                 logs["l1"] = l1.item()
                 # how far the output's 4x area-downsample is from the (degraded) input: it should add detail only
                 logs["consistency"] = (area_down(fake.detach()) - x).abs().mean().item()

@@ -14,6 +14,7 @@ under ``<name>.`` with its param groups in the metadata, plus string metadata (s
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import signal
 import sys
@@ -51,6 +52,21 @@ def count_images(record: dict, precision: str, n: int) -> None:
     by_precision = record.setdefault("images_by_precision", {"fp32": record["images_seen"]})
     by_precision[precision] = by_precision.get(precision, 0) + n
     record["images_seen"] += n
+
+
+class EMA:
+    """Exponential moving average of a model's weights (``.model``), with the usual warm-up of the decay:
+    ``min(decay, (1 + step) / (10 + step))``."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for e, p in zip(self.model.parameters(), model.parameters()):
+            e.lerp_(p.detach(), 1 - d)
 
 
 def set_threads(threads: int | None) -> None:

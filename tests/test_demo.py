@@ -17,7 +17,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from sparsesis.checkpoint import save_model_dir  # noqa: E402
 from sparsesis.classes import LABELMEFACADE  # noqa: E402
 from sparsesis.configs import preset  # noqa: E402
-from sparsesis.train import model_config  # noqa: E402
+from sparsesis.schema import diffusion_config as model_config  # noqa: E402
 from sparsesis.unet import UNet  # noqa: E402
 
 spec = importlib.util.spec_from_file_location("demo", REPO / "demo.py")
@@ -45,7 +45,7 @@ def tiny_checkpoint(folder: Path) -> Path:
 
 
 def tiny_upsampler(folder: Path) -> Path:
-    from sparsesis.train_upsampler import upsampler_config
+    from sparsesis.schema import upsampler_config
     from sparsesis.upsampler import UpsamplerConfig, UpsamplerNet
 
     torch.manual_seed(0)
@@ -191,6 +191,83 @@ def test_missing_checkpoint_message(tmp_path):
         app.close()
 
 
+def test_api_names_and_orders_every_input_and_output(server):
+    """The /generate endpoint's parameters are public API (clients call it positionally): pinned here, and
+    every output of every endpoint has a name."""
+    api = Client(server, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert [p["label"] for p in api["/generate"]["parameters"]] == [
+        "Layout (paint here)", "Sampling steps", "Seed", "Guidance scale", "Model", "Show the denoising steps",
+        "To 256x256 by", "Samples", "Reference photo", "Strength: 0 = the reference, 1 = only the layout",
+        "Keep the rest (redraw only near changed strokes)"]
+    assert [r["label"] for r in api["/generate"]["returns"]] == [
+        "Generated photo", "Predicted clean image at each step", "What the model sees (layout at its resolution)",
+        "Status", "Samples (pick one to keep its seed)", "Mark the region on the result"]
+    for name, endpoint in api.items():
+        for r in endpoint["returns"]:
+            assert r["label"] and not r["label"].startswith("value_"), (name, r)
+
+
+def test_a_huge_canvas_or_a_photo_that_is_no_image_get_the_demos_own_message(server, tmp_path):
+    client = Client(server, verbose=False)
+    huge = tmp_path / "huge.png"
+    cv2.imwrite(str(huge), np.full((4000, 4000, 3), 255, np.uint8))
+    with pytest.raises(Exception, match=f"4000 pixels on a side: at most {demo.MAX_CANVAS_SIDE}"):
+        client.predict({"background": handle_file(str(huge)), "layers": [], "composite": handle_file(str(huge))},
+                       4, 0, 1.5, "tiny", False, api_name="/generate")
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not a photo")
+    with pytest.raises(Exception, match="not a readable image: send a photo"):
+        client.predict(handle_file(str(text)), False, 0, api_name="/layout_from_photo")
+
+
+def handlers(tmp_path) -> "demo.Demo":
+    tiny_checkpoint(tmp_path / "tiny")
+    return demo.Demo({"tiny": tmp_path / "tiny"}, tiny_upsampler(tmp_path / "up"), tmp_path / "no-segmenter")
+
+
+def test_handlers_generate_edit_and_reroll_without_a_server(tmp_path):
+    d = handlers(tmp_path)
+    canvas = np.full((256, 256, 3), LABELMEFACADE.unknown_color, np.uint8)
+    canvas[:80] = LABELMEFACADE.colors[6]
+    canvas[100:230, 30:220] = LABELMEFACADE.colors[1]
+    value = {"background": canvas, "layers": [], "composite": canvas}
+    out = d.generate(value, 4, 3, 1.5, "tiny", True)
+    assert isinstance(out, demo.Generated) and out.image.shape == (256, 256, 3)
+    assert len(out.steps) == 4 and "4 step(s)" in out.info and out.last["seed"] == 3
+    again = d.generate(value, 4, 3, 1.5, "tiny", False)
+    np.testing.assert_array_equal(out.image, again.image)  # same seed, same picture
+    edited = canvas.copy()
+    edited[140:170, 60:90] = LABELMEFACADE.colors[8]  # a window
+    kept = d.generate({"background": edited, "layers": [], "composite": edited}, 4, 3, 1.5, "tiny", False,
+                      keep_rest=True, last=out.last)
+    assert "kept the rest" in kept.info
+    assert np.array_equal(kept.image[:40], out.image[:40])  # far from the new stroke: exactly as it was
+    marks = {"background": np.dstack([out.image, np.full((256, 256), 255, np.uint8)]), "layers": [], "composite": None}
+    layer = np.zeros((256, 256, 4), np.uint8)
+    layer[100:150, 100:150, 3] = 255
+    marks["layers"] = [layer]
+    rerolled = d.reroll_region(marks, value, 4, 99, 1.5, "tiny")
+    assert isinstance(rerolled, demo.Rerolled) and "rerolled" in rerolled.info
+    assert np.array_equal(rerolled.image[:32, :32], out.image[:32, :32])
+    with pytest.raises(gr.Error, match="no class strokes"):
+        blank = np.full((256, 256, 3), LABELMEFACADE.unknown_color, np.uint8)
+        d.generate({"background": blank, "layers": [], "composite": blank}, 4, 0, 1.5, "tiny", False)
+    with pytest.raises(gr.Error, match="Samples must be between 1 and 4"):
+        d.generate(value, 4, 0, 1.5, "tiny", False, samples=9)
+
+
+def test_the_first_view_is_an_example_and_its_picture(tmp_path):
+    d = handlers(tmp_path)
+    canvas, first = d.first_view()
+    assert d.examples and first is not None
+    sketch = cv2.cvtColor(cv2.imread(str(d.examples[0])), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(canvas["composite"][..., :3],
+                                  cv2.resize(sketch, (256, 256), interpolation=cv2.INTER_NEAREST))
+    assert first.image.shape == (256, 256, 3) and first.image.std() > 0
+    np.testing.assert_array_equal(first.image, d.generate(canvas, d.default_steps, 0, d.default_guidance, "tiny",
+                                                          False).image)  # the default settings, seed 0
+
+
 def test_shipped_checkpoint_is_discovered_and_loads():
     models = demo.discover_models(REPO / "checkpoints")
     assert "ours64" in models
@@ -215,6 +292,11 @@ def test_browser_draw_generate_256_and_reroll_a_marked_region(server):
         page.goto(server)
         page.wait_for_selector("#canvas canvas", timeout=30000)
         page.wait_for_timeout(1500)
+        # the first view: an example on the canvas and its picture, before anything is painted
+        page.wait_for_selector("#result img", timeout=30000)
+        first_view = fetch_rgb(server, page.get_attribute("#result img", "src"))
+        page.screenshot(path=str(ARTIFACTS / "demo_first_view.png"), full_page=True)
+        page.wait_for_selector("#examples img", timeout=30000)
         page.click("#canvas button[aria-label='Brush']")
         box = page.locator("#canvas canvas").first.bounding_box()
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -234,8 +316,10 @@ def test_browser_draw_generate_256_and_reroll_a_marked_region(server):
         stroke(6, -140, -110)  # sky at the top
         stroke(1, 0, 60)  # building in the middle
         page.wait_for_timeout(500)
+        view_src = page.get_attribute("#result img", "src")
         page.click("#generate")
-        page.wait_for_selector("#result img", timeout=60000)
+        page.wait_for_function(f"document.querySelector('#result img').src !== {view_src!r}", timeout=60000)
+        page.wait_for_function("!document.querySelector('#info').innerText.includes('processing')", timeout=60000)
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "demo_browser.png"), full_page=True)
         info = page.inner_text("#info")
@@ -243,6 +327,9 @@ def test_browser_draw_generate_256_and_reroll_a_marked_region(server):
         natural = page.evaluate("document.querySelector('#result img').naturalWidth")
 
         # mark a region in the middle of the result and reroll it
+        page.wait_for_timeout(1000)
+        page.get_by_text("Reroll a region: paint over the part of the result to draw again").click()  # unfold it
+        page.wait_for_selector("#marks canvas", timeout=30000)
         page.wait_for_timeout(1000)
         page.locator("#marks").scroll_into_view_if_needed()
         page.click("#marks button[aria-label='Brush']")
@@ -257,11 +344,13 @@ def test_browser_draw_generate_256_and_reroll_a_marked_region(server):
         page.fill("#seed input", "12345")
         page.click("#reroll")
         page.wait_for_function(f"document.querySelector('#result img').src !== {first_src!r}", timeout=60000)
+        page.wait_for_function("document.querySelector('#info').innerText.includes('rerolled')", timeout=60000)
         page.wait_for_timeout(500)
         second_src = page.get_attribute("#result img", "src")
         page.screenshot(path=str(ARTIFACTS / "demo_browser_reroll.png"), full_page=True)
         reroll_info = page.inner_text("#info")
         browser.close()
+    assert first_view.shape == (256, 256, 3) and first_view.std() > 0
     assert "ms" in info and "labelled" in info
     share = float(info.split("%")[0].split("·")[-1])
     assert 3 < share < 90  # strokes arrived as labels, not an empty canvas

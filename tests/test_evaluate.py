@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparsesis.evaluate import held_out_inputs, main, markdown_table, shard
+from sparsesis.evaluate import main, markdown_table, shard
+from sparsesis.inputs import held_out_inputs
 from sparsesis.inputs import KINDS, make_input
 from sparsesis.data import load_split
 

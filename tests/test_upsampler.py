@@ -12,8 +12,9 @@ from sparsesis.checkpoint import CheckpointError, save_model_dir
 from sparsesis.classes import LABELMEFACADE
 from sparsesis.editing import changed_region
 from sparsesis.pipeline import Pipeline
+from sparsesis.schema import upsampler_config
 from sparsesis.train_upsampler import (UpsamplerTrainConfig, degrade_to_level, init_weights, learning_rate_scale,
-                                       train_upsampler, upsampler_config)
+                                       train_upsampler)
 from sparsesis.upsampler import Upsampler, UpsamplerConfig, UpsamplerNet, area_down, back_project
 
 SHIPPED = REPO / "checkpoints" / "upsampler4x"
