@@ -46,7 +46,7 @@ MAX_CANVAS_SIDE = 4 * CANVAS  # a canvas value sent through the API
 PREFERRED = ("ours64-student4", "ours64")
 # All torch work (loading and generating) runs on this one thread. Every thread that calls torch gets its own
 # OpenMP team, whose idle workers keep spinning on the 2 cores: with Gradio's worker threads taking turns, the
-# 4-step student took 0.15 s instead of 0.06 s per image (measured; see README, "The demo").
+# 4-step student ran about twice as slow.
 MODEL_THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparsesis-model")
 
 
@@ -306,7 +306,7 @@ class Demo:
     def pipeline(self, method) -> Pipeline:
         if not self.models:
             raise user_error(f"No checkpoint found in {CHECKPOINTS}: reinstall the repository with its "
-                             "checkpoints/ folder or train one (README, 'Training').")
+                             "checkpoints/ folder or train one (README, 'Training and evaluation').")
         return self.pool.get(method)
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""Average the weights of several snapshots of one training run into a new model folder (a "model soup" along
+r"""Average the weights of several snapshots of one training run into a new model folder (a "model soup" along
 one run: it smooths the snapshot-to-snapshot swings of an adversarial training).
 
     python benchmarks/average_snapshots.py --out runs/upsampler4x_level_init/average_500_1500 \
@@ -9,12 +9,10 @@ The folders must share one architecture (the first one's config is kept, with ``
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import common  # noqa: F401,E402  (the repository on sys.path)
 
 from sparsesis.checkpoint import load_model_dir, save_model_dir  # noqa: E402
 

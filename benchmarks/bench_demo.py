@@ -9,7 +9,6 @@ benchmark's process instead (client and server then share one Python interpreter
 """
 import argparse
 import importlib.util
-import json
 import socket
 import statistics
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, write_result  # noqa: E402  (and the repository on sys.path)
 
 
 def main():
@@ -88,9 +87,7 @@ def main():
            "server": "in-process" if a.in_process else "separate process (python demo.py)",
            "median_round_trip_s": round(statistics.median(trips), 4),
            "median_generation_s": round(statistics.median(shown), 4)}
-    print(json.dumps(res, indent=2))
-    if a.out:
-        Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
+    write_result(a.out, res)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+import common  # noqa: F401  (the repository on sys.path)
 from sparsesis.masking import class_wise_random, scribbles
 
 

@@ -9,13 +9,11 @@ is several times slower than fp32. Times the 4-step student at 64 px and the 4x 
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import REPO, add_threads, set_threads, write_result  # noqa: E402  (and the repository on sys.path)
 
 from sparsesis.latency import median_latency, median_seconds, probe_layout  # noqa: E402
 from sparsesis.loader import load  # noqa: E402
@@ -27,11 +25,11 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--generator", default="checkpoints/ours64-student4")
     p.add_argument("--upsampler", default="checkpoints/upsampler4x")
-    p.add_argument("--threads", type=int, default=2)
+    add_threads(p, 2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default=None, help="default: results/precision_<cpu capability>.json")
     a = p.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    set_threads(a.threads)
     capability = torch.backends.cpu.get_cpu_capability()
     rows = {}
     for precision in ("fp32", "bf16"):
@@ -49,9 +47,7 @@ def main(argv=None) -> None:
            "threads": a.threads, "repeats": a.repeats, "generator": a.generator, "upsampler": a.upsampler,
            "latency": rows, "bf16_over_fp32": round(rows["bf16"]["picture_256_s"] / rows["fp32"]["picture_256_s"], 2),
            "command": "python benchmarks/bench_precision.py " + " ".join(sys.argv[1:] if argv is None else argv)}
-    path = Path(a.out or REPO / "results" / f"precision_{capability.lower()}.json")
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps(out))
+    write_result(a.out or REPO / "results" / f"precision_{capability.lower()}.json", out)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,10 @@
 Median of repeated runs, batch 1, guidance included when the checkpoint's default guidance is not 1.
 """
 import argparse
-import json
 import platform
 
-import torch
 
+from common import add_threads, set_threads, write_result  # (and the repository on sys.path)
 from sparsesis import Synthesizer
 from sparsesis.latency import median_latency
 from sparsesis.precision import INFERENCE_PRECISIONS, PRECISION_HELP
@@ -21,10 +20,10 @@ def main():
     p.add_argument("--steps", type=int, nargs="+", default=[1, 4, 8, 50])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=PRECISION_HELP)
-    p.add_argument("--threads", type=int, default=2)
+    add_threads(p, 2)
     p.add_argument("--out", default=None)
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    set_threads(a.threads)
     synth = Synthesizer.from_pretrained(a.checkpoint, precision=a.precision)
     rows = {}
     for steps in a.steps:
@@ -34,10 +33,7 @@ def main():
               f"guidance {synth.guidance_label})")
     result = {"checkpoint": a.checkpoint, "precision": synth.precision, "threads": a.threads,
               "guidance": synth.guidance_label, "cpu": platform.processor() or platform.machine(), "steps": rows}
-    if a.out:
-        with open(a.out, "w") as f:
-            json.dump(result, f, indent=2)
-    print(json.dumps(result))
+    write_result(a.out, result)
 
 
 if __name__ == "__main__":

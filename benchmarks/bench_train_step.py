@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 
+from common import add_threads, write_result  # (and the repository on sys.path)
+
 
 def one(preset: str, batch: int, device: str, steps: int, threads: int) -> dict:
     import torch
@@ -60,7 +62,7 @@ def main():
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2)
+    add_threads(p, 2)
     p.add_argument("--out", default=None)
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -79,9 +81,7 @@ def main():
         print(f"preset {name:>4}: {row['parameters'] / 1e6:6.1f} M params, {row['seconds_per_step']:7.3f} s/step at "
               f"batch {a.batch} ({row['images_per_s']} img/s), peak {row['peak_memory_gib']} GiB on {a.device}")
     out = {"machine": platform.processor() or platform.machine(), "rows": rows}
-    if a.out:
-        with open(a.out, "w") as f:
-            json.dump(out, f, indent=2)
+    write_result(a.out, out)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Quality against training budget: every method at every budget it was saved at, one protocol.
+r"""Quality against training budget: every method at every budget it was saved at, one protocol.
 
     python benchmarks/budget_curves.py --ours-from-git --student checkpoints/ours64-student4 \
         --gan spade=checkpoints/spade64 --gan oasis=checkpoints/oasis64 --gan sean=checkpoints/sean64 \
@@ -18,10 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import REPO, add_threads, set_threads  # noqa: E402  (and the repository on sys.path)
 
 from sparsesis.checkpoint import save_json_atomic  # noqa: E402
 from sparsesis.data import load_split  # noqa: E402
@@ -84,11 +82,10 @@ def main():
     p.add_argument("--guidance", type=float, default=4.0)
     p.add_argument("--segmenter", default=None)
     p.add_argument("--data", default=None)
-    p.add_argument("--threads", type=int, default=None)
+    add_threads(p, None)
     p.add_argument("--out", default="results/budget_curves.json")
     a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    set_threads(a.threads)
     from sparsesis.metrics import feature_network
     from sparsesis.segmenter import Segmenter
 

@@ -9,13 +9,11 @@ absolute change (0-255) near and elsewhere, and elsewhere divided by the change 
 makes to the same layout there. Steps: the model's default, at most 8 (as the test).
 """
 import argparse
-import json
 
 import numpy as np
-import torch
 
+from common import add_threads, set_threads, write_result  # (and the repository on sys.path)
 from sparsesis import Synthesizer
-from sparsesis.checkpoint import save_json_atomic
 
 
 def layouts(synth: Synthesizer):
@@ -36,10 +34,10 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+")
     p.add_argument("--seeds", type=int, default=6)
-    p.add_argument("--threads", type=int, default=2)
+    add_threads(p, 2)
     p.add_argument("--out", default=None)
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    set_threads(a.threads)
     out = {"protocol": __doc__.strip().splitlines()[0], "precision": "bf16", "models": {}}
     for folder in a.models:
         synth = Synthesizer.from_pretrained(folder, precision="bf16")
@@ -57,10 +55,7 @@ def main():
         summary["elsewhere_max"] = max(r["elsewhere"] for r in rows)
         out["models"][folder] = {"steps": steps, "mean": summary, "per_seed": rows}
         print(folder, steps, summary, flush=True)
-    if a.out:
-        save_json_atomic(a.out, out)
-    else:
-        print(json.dumps(out, indent=1))
+    write_result(a.out, out, indent=1)
 
 
 if __name__ == "__main__":

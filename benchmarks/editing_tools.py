@@ -1,4 +1,4 @@
-"""The editing tools, measured on held-out layouts with the shipped 4-step student (bf16, 64x64).
+r"""The editing tools, measured on held-out layouts with the shipped 4-step student (bf16, 64x64).
 
     python benchmarks/editing_tools.py --model checkpoints/ours64-student4 --segmenter checkpoints/seg64 \
         --layouts 40 --out results/editing.json --reference-out results/reference.json
@@ -22,8 +22,8 @@ import sys
 
 import cv2
 import numpy as np
-import torch
 
+from common import add_threads, set_threads  # (and the repository on sys.path)
 from sparsesis import Synthesizer
 from sparsesis.checkpoint import save_json_atomic
 from sparsesis.data import load_split
@@ -138,11 +138,11 @@ def main():
     p.add_argument("--resample", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--shares", type=float, nargs="+", default=[0.05, 0.1])
     p.add_argument("--strengths", type=float, nargs="+", default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
-    p.add_argument("--threads", type=int, default=2)
+    add_threads(p, 2)
     p.add_argument("--out", default="results/editing.json")
     p.add_argument("--reference-out", default="results/reference.json")
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    set_threads(a.threads)
     from sparsesis.segmenter import Segmenter
 
     synth = Synthesizer.from_pretrained(a.model, precision="bf16")

@@ -1,4 +1,4 @@
-"""How much does a Fréchet distance over 100 generated images move with more samples? FD-EffNetL0 and KID of a
+r"""How much does a Fréchet distance over 100 generated images move with more samples? FD-EffNetL0 and KID of a
 few diffusion samplers on the held-out layouts under 1..K class-wise mask seeds (100 layouts per seed).
 
     python benchmarks/fd_sample_count.py --mask-seeds 3 --out results/fd_sample_count.json \
@@ -16,8 +16,8 @@ import argparse
 import time
 
 import numpy as np
-import torch
 
+from common import add_threads, set_threads  # (and the repository on sys.path)
 from sparsesis.checkpoint import save_json_atomic
 from sparsesis.data import load_split
 from sparsesis.evaluate import generate_all
@@ -53,13 +53,13 @@ def main():
     p.add_argument("specs", nargs="+", help="CHECKPOINT:STEPS[:GUIDANCE]")
     p.add_argument("--mask-seeds", type=int, default=3)
     p.add_argument("--data", default=None, help="data folder (default: $SPARSESIS_DATA)")
-    p.add_argument("--threads", type=int, default=2)
+    add_threads(p, 2)
     p.add_argument("--out", required=True)
     a = p.parse_args()
     specs = [(s, *parse_spec(s)) for s in a.specs]
     if a.mask_seeds < 2:
         raise SystemExit("--mask-seeds must be at least 2 (one seed is what evaluate distillation already reports)")
-    torch.set_num_threads(a.threads)
+    set_threads(a.threads)
     net = feature_network("effnet-lite0")
     pairs = load_split("eval", 64, a.data)
     photos, _ = pairs.centre_arrays()

@@ -1,4 +1,4 @@
-"""Quality of one diffusion checkpoint at several (steps, guidance, precision) settings: FD-EffNetL0 and KID.
+r"""Quality of one diffusion checkpoint at several (steps, guidance, precision) settings: FD-EffNetL0 and KID.
 
     python benchmarks/quality_by_steps.py --checkpoint runs/ours64a/export --out runs/probe.json \
         4:1.5:bf16 8:1.5:bf16 128:1.5:bf16 [STEPS:GUIDANCE:PRECISION[:SAMPLER] ...]
@@ -11,8 +11,8 @@ layouts under class-wise random masks, mask seed = image index, generation seed 
 import argparse
 import time
 
-import torch
 
+from common import add_threads, set_threads  # (and the repository on sys.path)
 from sparsesis.checkpoint import save_json_atomic
 from sparsesis.data import load_split
 from sparsesis.evaluate import evaluate
@@ -36,11 +36,11 @@ def main():
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--data", default=None, help="data folder (default: $SPARSESIS_DATA)")
-    p.add_argument("--threads", type=int, default=2)
+    add_threads(p, 2)
     p.add_argument("settings", nargs="+", help="STEPS:GUIDANCE:PRECISION[:SAMPLER]")
     a = p.parse_args()
     settings = [(spec, *parse_setting(spec)) for spec in a.settings]
-    torch.set_num_threads(a.threads)
+    set_threads(a.threads)
     net = feature_network("effnet-lite0")
     pairs = load_split("eval", 64, a.data)
     out = {"checkpoint": a.checkpoint, "metric": "FD-EffNetL0", "input": "random_mask", "seed": 0, "results": {}}

@@ -1,4 +1,4 @@
-"""Choose an upsampler snapshot, and the degradation level for generated images, on training photos only.
+r"""Choose an upsampler snapshot, and the degradation level for generated images, on training photos only.
 
     python benchmarks/select_upsampler.py --folder checkpoints/upsampler4x \
         --folder runs/upsampler4x_level/snapshots/step_004000 ... --levels 0 0.25 0.5 0.75 1 \
@@ -17,10 +17,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import add_threads, set_threads  # noqa: E402  (and the repository on sys.path)
 
 from sparsesis.checkpoint import save_json_atomic  # noqa: E402
 from sparsesis.data import PairSet, load_split  # noqa: E402
@@ -44,12 +42,11 @@ def main(argv=None) -> None:
     p.add_argument("--generator", default="checkpoints/ours64-student4")
     p.add_argument("--n", type=int, default=100, help="photos upscaled, and photos in the reference")
     p.add_argument("--data", default=None)
-    p.add_argument("--threads", type=int, default=None)
+    add_threads(p, None)
     p.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--out", default="results/upsampler_selection.json")
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    set_threads(a.threads)
 
     pairs = load_split("train", 256, a.data)
     order = np.random.default_rng(0).permutation(len(pairs))

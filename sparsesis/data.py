@@ -173,7 +173,8 @@ class PairSet:
         return np.stack([p for p, _ in pairs]), np.stack([l for _, l in pairs])
 
 
-def _cache_dir() -> Path:
+def cache_root() -> Path:
+    """Where derived data (prepared splits, features) is cached: $SPARSESIS_CACHE, else ~/.cache/sparsesis."""
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "sparsesis"))
 
 
@@ -199,7 +200,7 @@ def load_split(split: str = "train", size: int = 64, root: str | os.PathLike | N
     root = resolve_data_root(root)
     classset, _ = dataset_info(root)
     stems = split_stems(root, split)
-    cache = _cache_dir() / f"{classset.name}_{split}_{size}_{_cache_key(root, split, size, stems)}.npz"
+    cache = cache_root() / f"{classset.name}_{split}_{size}_{_cache_key(root, split, size, stems)}.npz"
     if use_cache and cache.is_file():
         try:
             with np.load(cache) as z:

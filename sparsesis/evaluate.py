@@ -341,7 +341,8 @@ def run_upsampler(a, ctx) -> dict:
 
     upsampler = Upsampler.from_pretrained(a.upsampler, device=ctx.device, precision=a.precision)
     generator = load(a.generator, device=ctx.device, precision=a.precision)
-    out = upsampler_report(upsampler, generator, load_split("eval", a.size, a.data), load_split("train", a.size, a.data),
+    eval_pairs, train_pairs = load_split("eval", a.size, a.data), load_split("train", a.size, a.data)
+    out = upsampler_report(upsampler, generator, eval_pairs, train_pairs,
                            ctx.net, ctx.seg, generator.image_size, seed=a.seed, limit=a.limit, repeats=a.repeats)
     out["metric"], out["precision"] = ctx.net.metric, upsampler.precision
     return out
@@ -380,7 +381,8 @@ def _distillation_args(q):
 
 def _upsampler_args(q):
     q.add_argument("--upsampler", required=True, help="upsampler model folder")
-    q.add_argument("--generator", default="checkpoints/ours64-student4", help="the 64 px model whose images are upscaled")
+    q.add_argument("--generator", default="checkpoints/ours64-student4",
+                   help="the 64 px model whose images are upscaled")
     q.add_argument("--size", type=int, default=256, help="output size")
     q.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
     q.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=PRECISION_HELP)

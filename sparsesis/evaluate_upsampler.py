@@ -1,4 +1,4 @@
-"""How much detail the upsampler adds at 256x256, measured where whole-image FD cannot see it.
+r"""How much detail the upsampler adds at 256x256, measured where whole-image FD cannot see it.
 
     python -m sparsesis.evaluate upsampler --upsampler checkpoints/upsampler4x \
         --generator checkpoints/ours64-student4 --segmenter checkpoints/seg64 --out results/upsampler.json

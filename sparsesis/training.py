@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import flatten_optimizer, load_tensors, prefixed, read_metadata, save_tensors_atomic, unflatten_optimizer
-from .precision import native_bf16
+from .precision import cpu_bf16_speedup, native_bf16
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -42,6 +42,9 @@ def mixed_precision(precision: str):
     if precision == "bf16" and not native_bf16("cpu"):
         warnings.warn("this CPU has no native bf16 (AVX-512 BF16 or AMX): bf16 training runs several times slower "
                       "than fp32 here; --precision fp32 is faster", stacklevel=2)
+    elif precision == "bf16" and cpu_bf16_speedup(torch.get_num_threads()) < 1.0:
+        warnings.warn("bf16 convolutions measured slower than fp32 on this CPU (it reports native bf16, but does not "
+                      "gain from it): --precision fp32 is likely faster", stacklevel=2)
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
 

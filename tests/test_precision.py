@@ -13,10 +13,32 @@ from sparsesis.upsampler import Upsampler, UpsamplerConfig, UpsamplerNet
 
 @pytest.fixture(params=[False, True], ids=["avx2-only", "native-bf16"])
 def cpu_bf16(request, monkeypatch):
-    """Pretend the CPU lacks, or has, native bf16 (PyTorch's own capability probes)."""
+    """Pretend the CPU lacks, or has, native bf16 (PyTorch's own capability probes), and that native bf16 is
+    faster than fp32 here."""
+    import sparsesis.precision as P
+
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: request.param)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(P, "cpu_bf16_speedup", lambda threads: 1.5)
     return request.param
+
+
+def test_auto_keeps_fp32_where_native_bf16_is_slower(monkeypatch):
+    """A CPU can report AVX-512 BF16 and still run the convolutions slower in bf16: auto measures."""
+    import sparsesis.precision as P
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    monkeypatch.setattr(P, "cpu_bf16_speedup", lambda threads: 0.6)
+    assert resolve_precision("auto") == "fp32"
+    monkeypatch.setattr(P, "cpu_bf16_speedup", lambda threads: 1.4)
+    assert resolve_precision("auto") == "bf16"
+
+
+def test_the_bf16_timing_measures_something():
+    from sparsesis.precision import cpu_bf16_speedup
+
+    speedup = cpu_bf16_speedup(1)
+    assert 0.01 < speedup < 100 and cpu_bf16_speedup(1) == speedup  # timed once per process
 
 
 def test_auto_picks_bf16_only_where_it_is_native(cpu_bf16):

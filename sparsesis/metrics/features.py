@@ -103,10 +103,10 @@ def feature_network(name: str = "effnet-lite0", device: str | torch.device = "cp
 
 def cached_features(net, images: np.ndarray, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
     """Features of a fixed image set (the real photos), cached on disk by a hash of the pixels."""
-    from ..data import _cache_dir
+    from ..data import cache_root
 
     key = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
-    path = Path(cache_dir or _cache_dir() / "features") / f"{net.name}_{key}.npy"
+    path = Path(cache_dir or cache_root() / "features") / f"{net.name}_{key}.npy"
     if path.is_file():
         try:
             return np.load(path)

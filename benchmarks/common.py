@@ -1,0 +1,31 @@
+"""What the benchmark scripts share. Importing it puts the repository on ``sys.path``, so every script runs from
+a plain checkout after the README's install (``python benchmarks/<script>.py``), package installed or not."""
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def add_threads(parser, default: int | None = 2) -> None:
+    """``--threads``: CPU threads for torch (None: torch's default)."""
+    parser.add_argument("--threads", type=int, default=default,
+                        help=f"CPU threads for torch (default: {default if default else 'all'})")
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def write_result(path, result: dict, indent: int = 2) -> None:
+    """Write ``result`` as JSON to ``path`` atomically (nothing when ``path`` is None) and print it."""
+    from sparsesis.checkpoint import save_json_atomic
+
+    if path:
+        save_json_atomic(path, result)
+    print(json.dumps(result, indent=indent))

@@ -1,0 +1,133 @@
+"""The package's shape a newcomer relies on: imports point one way (no cycle, counting imports inside
+functions too), no module reaches into another's private names, and every generator the loader returns
+satisfies the declared interface."""
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+PACKAGE = REPO / "sparsesis"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> list[tuple[str, list[str]]]:
+    """(module imported, names taken from it) for every import in the file, resolved to absolute names."""
+    here = module_name(path).split(".")
+    package = here if path.name == "__init__.py" else here[:-1]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            mod = ".".join(base + (node.module.split(".") if node.module else []))
+            names = [a.name for a in node.names]
+            out.append((mod, names))
+            out.extend((f"{mod}.{n}", []) for n in names)  # "from . import x" imports the module x
+        elif isinstance(node, ast.Import):
+            out.extend((a.name, []) for a in node.names)
+    return out
+
+
+def package_graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        graph[name] = {m for m, _ in imports_of(path) if m in modules and m != name}
+    return graph
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = package_graph()
+    state, stack = {}, []
+
+    def visit(n):
+        state[n] = "open"
+        stack.append(n)
+        for m in sorted(graph[n]):
+            if state.get(m) == "open":
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(m):] + [m]))
+            if m not in state:
+                visit(m)
+        stack.pop()
+        state[n] = "done"
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n)
+    assert "sparsesis.evaluate" in graph and len(graph) > 30  # the walk saw the package
+
+
+def test_no_module_uses_another_modules_private_names():
+    offenders = []
+    files = list(PACKAGE.rglob("*.py")) + [REPO / "demo.py"] + list((REPO / "benchmarks").glob("*.py"))
+    for path in files:
+        for mod, names in imports_of(path):
+            if mod.startswith("sparsesis"):
+                offenders += [f"{path.relative_to(REPO)}: {mod}.{n}" for n in names if n.startswith("_")]
+        # attribute access to a private member of something else: x._name where x is not self/cls
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: .{node.attr}")
+    allowed = {"._fields", "._replace", "._asdict"}  # NamedTuple's public API has underscores
+    offenders = [o for o in offenders if not any(o.endswith(a) for a in allowed)]
+    assert not offenders, offenders
+
+
+def test_diffusion_and_gan_generators_satisfy_the_interface(toy_root, tmp_path):
+    from sparsesis.baselines.train import GanTrainConfig, train_gan
+    from sparsesis.interface import Generator
+    from sparsesis.loader import load
+
+    diffusion = load(REPO / "checkpoints" / "ours64-student4")
+    train_gan(GanTrainConfig(method="spade", run=str(tmp_path / "g"), data=str(toy_root), image_size=32, steps=1,
+                             batch_size=2, save_every=1), progress=False)
+    gan = load(tmp_path / "g" / "export")
+    for model, diffusion_kind in ((diffusion, True), (gan, False)):
+        assert isinstance(model, Generator)
+        assert model.is_diffusion is diffusion_kind
+        layout = np.full((model.image_size,) * 2, 1)
+        assert model(layout, seed=0).shape == (model.image_size, model.image_size, 3)
+        assert set(model.info()) >= {"parameters", "images_seen", "train_hours"}
+    assert gan.guidance_label is None and diffusion.guidance_label is not None
+
+
+BENCHMARKS = sorted(p for p in (REPO / "benchmarks").glob("*.py") if p.name != "common.py")
+
+
+def run_as_after_the_readme_install(script: Path, cwd: Path, *args: str):
+    """``python script args`` as after the README's install (``pip install -r requirements...``): the package
+    itself is not installed (the editable install's finder and any path to the repository are taken away)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, runpy\n"
+            "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in getattr(f, '__module__', '').lower()]\n"
+            f"sys.path[:] = [p for p in sys.path if p not in ('', {str(REPO)!r})]\n"
+            f"sys.path.insert(0, {str(script.parent)!r})\n"  # what `python script` puts first
+            f"sys.argv = [{str(script)!r}, *{list(args)!r}]\n"
+            f"runpy.run_path({str(script)!r}, run_name='__main__')\n")
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": ""})
+
+
+def test_a_script_without_the_shared_helper_would_not_find_the_package(tmp_path):
+    """The check below can fail: a script that imports the package without ``benchmarks/common`` does."""
+    script = tmp_path / "bare.py"
+    script.write_text("import sparsesis\n")
+    proc = run_as_after_the_readme_install(script, tmp_path)
+    assert proc.returncode != 0 and "No module named 'sparsesis'" in proc.stderr
+
+
+@pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.name)
+def test_every_benchmark_script_runs_from_a_plain_checkout(script, tmp_path):
+    proc = run_as_after_the_readme_install(script, tmp_path, "--help")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage:" in proc.stdout
