@@ -126,6 +126,34 @@ def guided(model: Callable, cond, uncond, scale: float, both=None) -> ModelFn:
     return fn
 
 
+def autoguided(main: Callable, guide: Callable, scale: float) -> ModelFn:
+    """Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"):
+    v = v_guide + scale * (v_main - v_guide), both ``main(z, t)`` and ``guide(z, t)`` conditioned on the same
+    layout; the guide is a weaker model of the same task (an earlier checkpoint, a smaller network). One pass
+    of each network per step; ``scale == 1`` is the main model alone."""
+    if scale == 1.0:
+        return main
+
+    def fn(z, t):
+        v_g = guide(z, t)
+        return v_g + scale * (main(z, t) - v_g)
+
+    return fn
+
+
+def guidance_interval(guided_fn: ModelFn, plain_fn: ModelFn, lo: float, hi: float) -> ModelFn:
+    """Guidance on a limited interval of noise levels (Kynkäänniemi et al. 2024): ``guided_fn`` where the time
+    ``t`` (1 = pure noise, 0 = clean; the same for the whole batch) lies in ``[lo, hi]``, ``plain_fn`` (the
+    unguided conditional model, one pass) elsewhere."""
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"the guidance interval must satisfy 0 <= lo <= hi <= 1, got ({lo}, {hi})")
+
+    def fn(z, t):
+        return guided_fn(z, t) if lo <= float(t.reshape(-1)[0]) <= hi else plain_fn(z, t)
+
+    return fn
+
+
 # ---------------------------------------------------------------------------------------------
 # samplers
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ image ``i`` uses seed ``seed + i``. Each generator states its parameter count an
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,12 +21,13 @@ class ModelGenerator:
     guidance: float | None = None
     batch_size: int = 16
     name: str = "ours"
+    options: dict = field(default_factory=dict)  # more sampler options (a diffusion model's guide, interval)
 
     def generate(self, layouts: np.ndarray, seed: int) -> np.ndarray:
         out = []
         for i in range(0, len(layouts), self.batch_size):
             out.append(self.synth(layouts[i:i + self.batch_size], steps=self.steps, seed=seed + i,
-                                  guidance=self.guidance))
+                                  guidance=self.guidance, **self.options))
         return np.concatenate(out)
 
     def info(self) -> dict:

@@ -15,7 +15,7 @@ import torch
 
 from .checkpoint import load_classes, load_model
 from .classes import ClassSet, one_hot
-from .diffusion import SAMPLERS, Known, Step, guided, q_sample
+from .diffusion import SAMPLERS, Known, Step, autoguided, guidance_interval, guided, q_sample
 from .data import photo_to_tensor, tensor_to_photo
 from .layouts import is_single, region_at, to_ids
 from .precision import resolve_precision
@@ -51,6 +51,8 @@ class Synthesizer:
         # a distilled student has guidance baked in and fixed step counts
         self.distilled = config.get("distillation")
         self.baked_guidance = float(self.distilled.get("guidance", 1.0)) if self.distilled else None
+        self.folder: Path | None = None  # set by from_pretrained: where a default guide is looked up
+        self._guides: dict = {}
 
     @property
     def image_size(self) -> int:
@@ -61,7 +63,9 @@ class Synthesizer:
         config, model = load_model(path, DIFFUSION_KIND, lambda c: UNet(UNetConfig.from_dict(c["unet"])),
                                    "a sparsesis diffusion model")
         classset = load_classes(config, path)
-        return cls(model, classset, config, device, precision)
+        synth = cls(model, classset, config, device, precision)
+        synth.folder = Path(path)
+        return synth
 
     def layout_ids(self, layout, snap_colors: bool = False) -> np.ndarray:
         return to_ids(layout, self.classset, self.image_size, snap_colors)
@@ -70,7 +74,8 @@ class Synthesizer:
     def __call__(self, layout, steps: int | None = None, seed: int = 0, guidance: float | None = None,
                  sampler: str | None = None, callback: Callable[[Step], None] | None = None,
                  return_trajectory: bool = False, snap_colors: bool = False, init=None, strength: float = 1.0,
-                 keep=None, region=None, resample: int = 1):
+                 keep=None, region=None, resample: int = 1, guide: "Synthesizer | str | None" = None,
+                 interval: tuple[float, float] | None = None):
         """Generate RGB uint8 images: ``(H, W, 3)`` for one layout, ``(B, H, W, 3)`` for a batch.
 
         Image ``i`` of a batch uses seed ``seed + i``, so it does not depend on the batch size.
@@ -81,6 +86,13 @@ class Synthesizer:
         under the layout. ``keep`` (an image) with ``region`` (bool (H, W), True = generate anew; any multiple
         of the model's size): only the region is generated, the rest of ``keep`` stays exactly (RePaint,
         ``resample`` jumps back per step to settle the seam). See also ``reroll`` and ``edit``.
+
+        Guidance at scale ``guidance``: ``guide=None`` takes the folder's default (``sampling.guide``, a model
+        folder path relative to this one) or, without one, classifier-free guidance; ``guide="cfg"`` forces
+        classifier-free guidance (against the all-UNKNOWN layout); a ``Synthesizer`` (or a folder path) is
+        *autoguidance*: a weaker model of the same classes, conditioned on the same layout. ``interval=(lo, hi)``
+        applies the guidance only at times ``lo <= t <= hi`` (default: the folder's ``sampling.interval`` or
+        always). Either way one pass of each network per step.
         """
         single = is_single(layout)
         ids = self.layout_ids(layout, snap_colors)
@@ -114,14 +126,7 @@ class Synthesizer:
             known = Known(self._images_in(keep, b, "keep"), mask, eps)
         lay = torch.from_numpy(ids).to(self.device)
         cond = one_hot(lay, self.classset.num_channels).contiguous(memory_format=torch.channels_last)
-        net = self._network()
-        # the layout branch runs once here, not at every step
-        if guidance == 1.0:
-            model_fn = guided(net, self._condition(cond), None, 1.0)
-        else:
-            uncond = one_hot(torch.full_like(lay, self.classset.unknown_id), self.classset.num_channels)
-            both = self._condition(torch.cat([cond, uncond.contiguous(memory_format=torch.channels_last)]))
-            model_fn = guided(net, None, None, guidance, both=both)
+        model_fn = self._model_fn(cond, lay, guidance, self._guide(guide), interval)
         traj = Trajectory([], [], []) if return_trajectory else None
 
         def report(st: Step):
@@ -169,6 +174,50 @@ class Synthesizer:
         if len(a) not in (1, b):
             raise ValueError(f"{name} holds {len(a)} images for {b} layouts")
         return photo_to_tensor(a).expand(b, -1, -1, -1).to(self.device)
+
+    def _model_fn(self, cond, lay, guidance: float, guide: "Synthesizer | None", interval):
+        """The guided model function ``(z, t) -> v`` for one batch of layouts (the layout branch runs once here,
+        not at every step)."""
+        net = self._network()
+        plain = self.conditional(cond)
+        if guidance == 1.0:
+            return plain
+        if guide is not None:
+            model_fn = autoguided(plain, guide.conditional(cond), guidance)
+        else:
+            uncond = one_hot(torch.full_like(lay, self.classset.unknown_id), self.classset.num_channels)
+            both = self._condition(torch.cat([cond, uncond.contiguous(memory_format=torch.channels_last)]))
+            model_fn = guided(net, None, None, guidance, both=both)
+        interval = self.config.get("sampling", {}).get("interval") if interval is None else interval
+        if interval is not None:
+            model_fn = guidance_interval(model_fn, plain, float(interval[0]), float(interval[1]))
+        return model_fn
+
+    def conditional(self, cond: torch.Tensor):
+        """The unguided conditional model ``(z, t) -> v`` for one-hot layouts ``cond`` (B, K+1, S, S); the layout
+        branch runs once here, not at every step."""
+        return guided(self._network(), self._condition(cond), None, 1.0)
+
+    def _guide(self, guide) -> "Synthesizer | None":
+        """The guide network for autoguidance, or None for classifier-free guidance."""
+        if isinstance(guide, str) and guide == "cfg":
+            return None
+        if guide is None:
+            default = self.config.get("sampling", {}).get("guide")
+            if default is None or self.folder is None:
+                return None
+            guide = (self.folder / default).resolve()
+        if not isinstance(guide, Synthesizer):
+            key = str(guide)
+            if key not in self._guides:
+                self._guides[key] = Synthesizer.from_pretrained(guide, device=str(self.device), precision=self.precision)
+            guide = self._guides[key]
+        if guide.distilled:
+            raise ValueError("a distilled student cannot guide: autoguidance needs an undistilled model")
+        if guide.classset.to_dict() != self.classset.to_dict() or guide.image_size != self.image_size:
+            raise ValueError(f"the guide must model the same classes at the same size ({self.classset.name}, "
+                             f"{self.image_size}px); got {guide.classset.name}, {guide.image_size}px")
+        return guide
 
     def _guidance(self, guidance) -> float:
         if guidance is not None:

@@ -114,3 +114,22 @@ def test_time_grid_rejects_bad_steps():
     for bad in (0, -1, 2.5):
         with pytest.raises(ValueError, match="positive integer"):
             time_grid(bad)
+
+
+def test_autoguidance_and_the_guidance_interval_mix_as_defined():
+    from sparsesis.diffusion import autoguided, guidance_interval
+
+    main = lambda z, t: z + 1.0  # noqa: E731
+    guide = lambda z, t: z - 1.0  # noqa: E731
+    z, t = torch.zeros(2, 3, 4, 4), torch.full((2,), 0.5)
+    torch.testing.assert_close(autoguided(main, guide, 2.0)(z, t), torch.full_like(z, 3.0))  # -1 + 2 * (1 - -1)
+    assert autoguided(main, guide, 1.0) is main  # scale 1: the main model alone, one pass
+    calls = []
+    strong = lambda z, t: calls.append("guided") or z + 5  # noqa: E731
+    plain = lambda z, t: calls.append("plain") or z  # noqa: E731
+    fn = guidance_interval(strong, plain, 0.2, 0.7)
+    for time in (0.9, 0.7, 0.5, 0.2, 0.1):
+        fn(z, torch.full((2,), time))
+    assert calls == ["plain", "guided", "guided", "guided", "plain"]
+    with pytest.raises(ValueError, match="lo <= hi"):
+        guidance_interval(strong, plain, 0.8, 0.2)

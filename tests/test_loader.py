@@ -1,11 +1,13 @@
 """One loader for every generator; the config schema's defaults; the training skeleton's shared parts."""
 import json
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import REPO
 from sparsesis import Synthesizer
 from sparsesis.checkpoint import CheckpointError, save_model_dir
 from sparsesis.classes import LABELMEFACADE
@@ -156,3 +158,43 @@ def test_training_state_round_trips_and_reads_the_earlier_layout(tmp_path):
     tensors.update({f"model.{k}": v for k, v in net.state_dict().items()})
     save_tensors_atomic(tmp_path / "old.safetensors", tensors, {"step": "7", "param_groups": groups})
     assert load_state(tmp_path / "old.safetensors", {"model": net2}, {"opt": opt2})["step"] == "7"
+
+
+def test_autoguidance_and_interval_guidance_in_the_synthesizer(tmp_path):
+    """A guide folder (an earlier model) steers the sampler: the same seed, a different picture than
+    classifier-free guidance; the folder's config can name its default guide; a student cannot guide."""
+    import json
+
+    from sparsesis import Synthesizer
+
+    main = Synthesizer.from_pretrained(REPO / "checkpoints" / "ours64")
+    guide = Synthesizer.from_pretrained(REPO / "checkpoints" / "ours64-student4")
+    layout = np.full((64, 64), main.classset.unknown_id)
+    layout[:20] = main.classset.names.index("sky")
+    layout[30:] = main.classset.names.index("building")
+    cfg = main(layout, steps=3, seed=1, guidance=2.0)
+    with pytest.raises(ValueError, match="distilled student cannot guide"):
+        main(layout, steps=3, seed=1, guidance=2.0, guide=guide)
+    folder = tmp_path / "main"
+    shutil.copytree(REPO / "checkpoints" / "ours64", folder)
+    shutil.copytree(REPO / "checkpoints" / "ours64", tmp_path / "guide")
+    with torch.no_grad():  # a weaker, different guide
+        weak = Synthesizer.from_pretrained(tmp_path / "guide")
+        for p in weak.model.parameters():
+            p.mul_(0.9)
+    auto = main(layout, steps=3, seed=1, guidance=2.0, guide=weak)
+    assert not np.array_equal(auto, cfg)
+    np.testing.assert_array_equal(main(layout, steps=3, seed=1, guidance=1.0, guide=weak),
+                                  main(layout, steps=3, seed=1, guidance=1.0))  # scale 1: no guide at all
+    # guidance only at the first step (t = 1 down to 2/3) is neither the guided nor the plain sampler
+    early = main(layout, steps=3, seed=1, guidance=2.0, interval=(0.9, 1.0))
+    assert not np.array_equal(early, cfg)
+    assert not np.array_equal(early, main(layout, steps=3, seed=1, guidance=1.0))
+    np.testing.assert_array_equal(main(layout, steps=3, seed=1, guidance=2.0, interval=(0.0, 1.0)), cfg)
+    config = json.loads((folder / "config.json").read_text())
+    config["sampling"]["guide"] = "../guide"
+    (folder / "config.json").write_text(json.dumps(config))
+    np.testing.assert_array_equal(Synthesizer.from_pretrained(folder)(layout, steps=3, seed=1, guidance=2.0),
+                                  main(layout, steps=3, seed=1, guidance=2.0, guide=tmp_path / "guide"))
+    np.testing.assert_array_equal(Synthesizer.from_pretrained(folder)(layout, steps=3, seed=1, guidance=2.0,
+                                                                      guide="cfg"), cfg)

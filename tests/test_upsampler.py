@@ -89,12 +89,17 @@ def test_level_input_is_used_defaulted_and_checked(tmp_path):
     assert Upsampler.from_pretrained(tiny(tmp_path / "old")).default_level is None  # folders without a level input
 
 
-def test_a_level_input_network_starts_as_the_upsampler_it_continues(tmp_path):
+def continued(tmp_path, **option):
+    """(a tiny trained upsampler's folder, its network, a network with ``option`` started from it, an input)."""
     old_folder = tiny(tmp_path / "old")
     old = Upsampler.from_pretrained(old_folder).net
-    net = UpsamplerNet(UpsamplerConfig(LABELMEFACADE.num_channels, channels=8, blocks=1, level_input=True))
+    net = UpsamplerNet(UpsamplerConfig(LABELMEFACADE.num_channels, channels=8, blocks=1, **option))
     init_weights(net, str(old_folder), LABELMEFACADE)
-    x, lay = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 10, 64, 64)
+    return old_folder, old, net, (torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 10, 64, 64))
+
+
+def test_a_level_input_network_starts_as_the_upsampler_it_continues(tmp_path):
+    old_folder, old, net, (x, lay) = continued(tmp_path, level_input=True)
     for level in (0.0, 1.0):
         torch.testing.assert_close(net(x, lay, level), old(x, lay))
     wider = UpsamplerNet(UpsamplerConfig(LABELMEFACADE.num_channels, channels=16, blocks=1, level_input=True))
@@ -213,11 +218,7 @@ def test_an_added_stroke_edits_locally_at_256():
 
 
 def test_noise_input_draws_texture_per_seed_and_starts_as_the_network_it_continues(tmp_path):
-    old_folder = tiny(tmp_path / "old")
-    old = Upsampler.from_pretrained(old_folder).net
-    net = UpsamplerNet(UpsamplerConfig(LABELMEFACADE.num_channels, channels=8, blocks=1, noise_input=True))
-    init_weights(net, str(old_folder), LABELMEFACADE)
-    x, lay = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 10, 64, 64)
+    _, old, net, (x, lay) = continued(tmp_path, noise_input=True)
     torch.testing.assert_close(net(x, lay, noise=torch.randn(2, 1, 64, 64)), old(x, lay))  # zero weights on noise
     with pytest.raises(ValueError, match="noise input, pass --noise-input"):
         init_weights(UpsamplerNet(UpsamplerConfig(LABELMEFACADE.num_channels, channels=8, blocks=1)),

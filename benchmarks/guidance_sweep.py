@@ -1,0 +1,87 @@
+r"""The teacher's sampler by guidance kind, scale and step count: classifier-free guidance, autoguidance with
+a weaker model of the same classes as the guide, and guidance on an interval of noise levels. Chosen on
+*training* layouts (the first ``--limit`` training pairs, class-wise masks, mask seed 0, against their own
+photos), so the held-out set stays for the reported figures; ``--split eval`` measures the held-out ones.
+
+    python benchmarks/guidance_sweep.py --checkpoint checkpoints/ours64 --guide early=runs/init/ours64_70k \
+        --steps 8 16 --scales 1.5 2 3 --intervals 0.2,0.8 --out results/guidance_sweep.json
+
+Rows are merged into ``--out`` by name (re-running adds or replaces rows), so a sweep can be run in parts.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from common import add_threads, set_threads, write_result  # (and the repository on sys.path)
+
+from sparsesis.checkpoint import save_json_atomic  # noqa: E402
+from sparsesis.data import load_split  # noqa: E402
+from sparsesis.evaluate import evaluate  # noqa: E402
+from sparsesis.generators import ModelGenerator  # noqa: E402
+from sparsesis.metrics import feature_network  # noqa: E402
+from sparsesis.synthesizer import Synthesizer  # noqa: E402
+
+
+def samplers(a, teacher, guides: dict):
+    """-> {row name: (steps, scale, options)} for every combination asked for."""
+    rows = {}
+    for steps in a.steps:
+        for scale in a.scales:
+            rows[f"cfg_s{steps}_w{scale:g}"] = (steps, scale, {"guide": "cfg"})
+            for lo, hi in a.intervals:
+                rows[f"cfg_s{steps}_w{scale:g}_t{lo:g}-{hi:g}"] = (steps, scale, {"guide": "cfg", "interval": (lo, hi)})
+            for name, guide in guides.items():
+                rows[f"auto-{name}_s{steps}_w{scale:g}"] = (steps, scale, {"guide": guide})
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="the teacher (an undistilled diffusion model folder)")
+    p.add_argument("--guide", action="append", default=[], metavar="NAME=FOLDER",
+                   help="a weaker model of the same classes for autoguidance (repeatable)")
+    p.add_argument("--steps", type=int, nargs="+", default=[8, 16])
+    p.add_argument("--scales", type=float, nargs="+", default=[1.5, 2.0, 3.0])
+    p.add_argument("--intervals", type=lambda s: tuple(float(v) for v in s.split(",")), nargs="*", default=[],
+                   metavar="LO,HI", help="also classifier-free guidance only at times LO <= t <= HI")
+    p.add_argument("--split", choices=["train", "eval"], default="train")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--only", nargs="*", default=None, help="run only these row names")
+    p.add_argument("--data", default=None)
+    add_threads(p, 1)
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    set_threads(a.threads)
+    teacher = Synthesizer.from_pretrained(a.checkpoint, precision="fp32")
+    guides = {}
+    for spec in a.guide:
+        name, folder = spec.split("=", 1)
+        guides[name] = Synthesizer.from_pretrained(folder, precision="fp32")
+    pairs = load_split(a.split, teacher.image_size, a.data, progress=False)
+    net = feature_network("effnet-lite0")
+    path = Path(a.out)
+    out = json.loads(path.read_text()) if path.is_file() else {}
+    out.update({"protocol": f"{a.split} split, first {a.limit} pairs, class-wise masks (mask seed 0), DDIM, fp32, "
+                            f"FD-EffNetL0 and KID against those pairs' photos",
+                "checkpoint": a.checkpoint, "guides": {n: s.split("=", 1)[1] for n, s in zip(guides, a.guide)}})
+    out.setdefault("rows", {})
+    out.setdefault("commands", []).append("python benchmarks/guidance_sweep.py " + " ".join(argv or sys.argv[1:]))
+    for name, (steps, scale, options) in samplers(a, teacher, guides).items():
+        if a.only is not None and name not in a.only:
+            continue
+        t0 = time.time()
+        gen = ModelGenerator(teacher, steps=steps, guidance=scale, name=name, options=options)
+        m = evaluate({name: gen}, pairs, ["random_mask"], feature_net=net, limit=a.limit, progress=False)
+        m = m["methods"][name]["random_mask"]
+        out["rows"][name] = {"steps": steps, "scale": scale, "kind": "auto" if "auto-" in name else "cfg",
+                             "interval": list(options.get("interval", ())) or None, "fd": m["fd"], "kid": m["kid"],
+                             "n": m["n"], "seconds": round(time.time() - t0)}
+        print(name, out["rows"][name], flush=True)
+        save_json_atomic(path, out)  # after every row: a stopped sweep keeps what it measured
+    write_result(path, out)
+
+
+if __name__ == "__main__":
+    main()
