@@ -44,6 +44,8 @@ def main(argv=None) -> None:
     p.add_argument("--data", default=None)
     add_threads(p, None)
     p.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=PRECISION_HELP)
+    p.add_argument("--back-projection", type=int, default=None,
+                   help="rounds of back-projection for every folder (default: each folder's own)")
     p.add_argument("--out", default="results/upsampler_selection.json")
     a = p.parse_args(argv)
     set_threads(a.threads)
@@ -64,11 +66,13 @@ def main(argv=None) -> None:
         up = Upsampler.from_pretrained(folder, precision=a.precision)
         lay = inputs["layouts"]
         levels = a.levels if up.default_level is not None else [None]  # without a level input: one row, "-"
-        row = {"real": score(up(inputs["real_small"], lay, 0.0)),
-               "generated": {"-" if lv is None else str(lv): score(up(inputs["generated_small"], lay, lv))
+        bp = up.back_projection if a.back_projection is None else a.back_projection
+        row = {"real": score(up(inputs["real_small"], lay, 0.0, back_projection=bp)),
+               "generated": {"-" if lv is None else str(lv): score(up(inputs["generated_small"], lay, lv,
+                                                                      back_projection=bp))
                              for lv in levels}}
         rows[folder] = {"folder": folder, "step": up.config.get("record", {}).get("step"), "precision": up.precision,
-                        **row}
+                        "back_projection": bp, **row}
         print(json.dumps(rows[folder]), flush=True)
     out = {"protocol": f"patch FD-EffNetL0 (four 64x64 crops an image): {a.n} training photos upscaled against "
                        f"{a.n} other training photos; real = downsampled to 64 (level 0), generated = the student's images "

@@ -165,11 +165,13 @@ class Upsampler:
         return int(self.config.get("defaults", {}).get("back_projection", 0))
 
     @torch.no_grad()
-    def __call__(self, images: np.ndarray, layouts=None, level: float | None = None, seed: int = 0) -> np.ndarray:
+    def __call__(self, images: np.ndarray, layouts=None, level: float | None = None, seed: int = 0,
+                 back_projection: int | None = None) -> np.ndarray:
         """``(h, w, 3)`` or ``(B, h, w, 3)`` uint8, layouts as ids/colour maps at ``4h`` (None: all unknown).
         ``level``: how degraded the inputs are, 0 (clean photos) to 1; None takes ``default_level``, which suits
         a generator's images. Ignored by upsamplers without a level input. ``seed`` draws the fine texture of
-        upsamplers with a noise input (the same seed, the same picture); others ignore it."""
+        upsamplers with a noise input (the same seed, the same picture); others ignore it. ``back_projection``:
+        rounds after the network (None: the folder's ``defaults.back_projection``)."""
         from .data import photo_to_tensor, tensor_to_photo
 
         images = np.asarray(images)
@@ -197,6 +199,6 @@ class Upsampler:
             noise = torch.randn((b, 1) + out_size, generator=torch.Generator().manual_seed(int(seed))).to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             y = self.net(x, lay, level, noise)
-        y = back_project(y.float(), x, self.back_projection)
+        y = back_project(y.float(), x, self.back_projection if back_projection is None else int(back_projection))
         out = tensor_to_photo(y)
         return out[0] if one else out

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from sparsesis.baselines.oasis import OasisConfig, OasisMethod
-from sparsesis.gan import balanced_ce
 from sparsesis.baselines.sean import SeanConfig, SeanMethod
 from sparsesis.baselines.spade import SpadeConfig, SpadeMethod
-from sparsesis.baselines.train import METHODS, GanTrainConfig, load_generator, train_gan
+from sparsesis.baselines.train import METHODS, GanTrainConfig, build_method, load_generator, train_gan
+from sparsesis.gan import balanced_ce
 
 SMALL = dict(image_size=32, label_channels=5, base_channels=8, disc_channels=8, spade_hidden=8)
 TINY_METHODS = {
@@ -157,3 +157,33 @@ def test_gan_training_refuses_an_unknown_precision_before_any_work(tmp_path):
         train_gan(GanTrainConfig(run=str(tmp_path / "g"), data=str(tmp_path / "no-data"), precision="fp16"),
                   progress=False)
     assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.parametrize("name", ["oasis", "spade"])
+def test_a_gan_goes_on_from_its_exported_folder_when_the_run_folder_is_gone(toy_root, tmp_path, name):
+    """The committed fallback: generator and discriminator (fp16) from the export, step and record carried on,
+    the optimizers fresh and the restart on record; a folder without a discriminator restarts a fresh one."""
+    from sparsesis.baselines.train import DISCRIMINATOR_FILE
+
+    base = dict(method=name, data=str(toy_root), image_size=32, batch_size=2, save_every=1, threads=2)
+    train_gan(GanTrainConfig(run=str(tmp_path / "a"), steps=3, **base), progress=False)
+    export = tmp_path / "a" / "export"
+    assert (export / DISCRIMINATOR_FILE).is_file()
+    saved_d = load_tensors(export / DISCRIMINATOR_FILE)
+    rec = train_gan(GanTrainConfig(run=str(tmp_path / "b"), steps=3, init_from=str(export), **base), progress=False)
+    assert rec["step"] == 3 and rec["images_seen"] == 6  # nothing left to train: the state is the folder's
+    b_method = build_method(name, load_generator(export)[1], 32)
+    b_method.discriminator.load_state_dict({k: v.float() for k, v in load_tensors(tmp_path / "b" / "export" /
+                                                                                     DISCRIMINATOR_FILE).items()})
+    for k, v in saved_d.items():
+        torch.testing.assert_close(b_method.discriminator.state_dict()[k].half(), v)  # restored, not fresh
+    rec = train_gan(GanTrainConfig(run=str(tmp_path / "c"), steps=5, init_from=str(export), **base), progress=False)
+    assert rec["step"] == 5 and rec["images_seen"] == 10
+    assert rec["restarts"] == [{"at_step": 3, "from": str(export), "discriminator": "restored", "optimizers": "fresh"}]
+    (export / DISCRIMINATOR_FILE).unlink()
+    rec = train_gan(GanTrainConfig(run=str(tmp_path / "d"), steps=4, init_from=str(export), **base), progress=False)
+    assert rec["restarts"][-1]["discriminator"] == "fresh"
+    with pytest.raises(Exception, match="a 'oasis' generator|a 'spade' generator"):
+        other = "spade" if name == "oasis" else "oasis"
+        train_gan(GanTrainConfig(run=str(tmp_path / "e"), steps=4, init_from=str(export), **{**base, "method": other}),
+                  progress=False)

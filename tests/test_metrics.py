@@ -96,3 +96,19 @@ def test_cached_features_written_once_atomically_then_read_back(tmp_path):
     np.testing.assert_array_equal(first, second)
     assert calls == [3]  # the second call read the cache
     assert [p.suffix for p in tmp_path.iterdir()] == [".npy"]  # one cache file, no temp file left
+
+
+def test_nearest_finds_an_exact_or_mirrored_copy_and_its_index():
+    from sparsesis.metrics import nearest, pixel_rows
+
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    queries = np.stack([train[3], train[1][:, ::-1], rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)])
+    d, i = nearest(pixel_rows(queries), pixel_rows(train, with_flips=True))
+    assert d[0] == pytest.approx(0, abs=1e-6) and i[0] == 3
+    assert d[1] == pytest.approx(0, abs=1e-6) and i[1] == 5 + 1  # the mirrored copies come after the photos
+    assert d[2] > 1.0
+    brute = np.sqrt(((pixel_rows(queries)[:, None] - pixel_rows(train, True)[None]) ** 2).sum(-1)).min(1)
+    np.testing.assert_allclose(d, brute, atol=1e-6)
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        nearest(np.zeros((2, 3)), np.zeros((2, 4)))

@@ -4,7 +4,13 @@
 
 Same data, same class-wise masks and the same per-step batch function as the diffusion model, so the
 budgets (images seen, CPU-hours) are comparable. Resumable like ``sparsesis.train``; ``<run>/export`` holds
-the generator as a model folder (kind ``sparsesis-gan``).
+the generator as a model folder (kind ``sparsesis-gan``) and, beside it, the discriminator
+(``discriminator.safetensors``, fp16): what a run needs to go on where its run folder is gone.
+
+    python -m sparsesis.baselines.train --method oasis --run-dir runs/oasis64 --init-from checkpoints/oasis64
+
+starts a run without state from such a folder: the generator, the discriminator where the folder has one (a
+fresh one otherwise), the step and the record; the optimizers start afresh, and ``record["restarts"]`` says so.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..batches import classwise_masker, make_batch
-from ..checkpoint import STATE_FILE, save_model_dir
+from ..checkpoint import STATE_FILE, save_model_dir, save_tensors_atomic
 from ..classes import one_hot
 from ..data import load_split
 from ..masking import MaskConfig
@@ -46,7 +52,32 @@ class GanTrainConfig:
     snapshot_every: int = 1000  # steps between generator snapshots in <run>/snapshots (1000 x 16 = 16,000 images)
     threads: int | None = None
     precision: str = "fp32"  # "bf16": autocast forward passes (pays only where the CPU computes bf16 natively)
+    init_from: str | None = None  # an exported GAN folder to go on from when the run has no state
 
+
+DISCRIMINATOR_FILE = "discriminator.safetensors"
+
+
+def init_from_folder(method, folder: str | Path, cfg: GanTrainConfig) -> tuple[int, dict]:
+    """Load an exported GAN folder into ``method`` (generator; discriminator where the folder has one) ->
+    (step, record), the record noting the restart."""
+    from ..checkpoint import CheckpointError, load_model_dir, load_tensors
+
+    config, weights = load_model_dir(folder)
+    if config.get("method") != cfg.method:
+        raise CheckpointError(f"--init-from {folder}: a {config.get('method')!r} generator, the run trains "
+                              f"{cfg.method!r}")
+    method.generator.load_state_dict(weights)
+    disc_path = Path(folder) / DISCRIMINATOR_FILE
+    if disc_path.is_file():
+        method.discriminator.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                              for k, v in load_tensors(disc_path).items()})
+    record = {k: v for k, v in config.get("record", {}).items() if k != "train"}
+    step = int(record.pop("step", 0))
+    record.setdefault("restarts", []).append({
+        "at_step": step, "from": str(folder), "discriminator": "restored" if disc_path.is_file() else "fresh",
+        "optimizers": "fresh"})
+    return step, record
 
 def train_gan(cfg: GanTrainConfig, progress: bool = True) -> dict:
     autocast = mixed_precision(cfg.precision)  # an unknown precision fails here, before any work
@@ -66,12 +97,17 @@ def train_gan(cfg: GanTrainConfig, progress: bool = True) -> dict:
     if (run / STATE_FILE).is_file():
         meta = load_state(run / STATE_FILE, modules, optimizers)
         step, record = int(meta["step"]), json.loads(meta["record"])
+    elif cfg.init_from:
+        step, record = init_from_folder(method, cfg.init_from, cfg)
     loop = TrainingLoop(cfg.steps, step, f"train {cfg.method}", cfg.minutes, progress)
 
     def save():
         save_state(run / STATE_FILE, modules, optimizers, step=str(loop.step), record=record)
-        save_model_dir(run / "export", method.generator.state_dict(),
-                       gan_config(method, classset, {**record, "step": loop.step, "train": _jsonable(cfg)}))
+        export = save_model_dir(run / "export", method.generator.state_dict(),
+                                gan_config(method, classset, {**record, "step": loop.step, "train": _jsonable(cfg)}))
+        save_tensors_atomic(export / DISCRIMINATOR_FILE,
+                            {k: (v.detach().half() if v.is_floating_point() else v).contiguous()
+                             for k, v in method.discriminator.state_dict().items()})
 
     masker = classwise_masker(cfg.mask)
     method.train()
@@ -111,6 +147,7 @@ def _jsonable(cfg: GanTrainConfig) -> dict:
 
 
 def main(argv=None) -> None:
+    from ..checkpoint import CheckpointError
     from ..data import DataError
 
     p = config_parser(GanTrainConfig, "python -m sparsesis.baselines.train", __doc__, names={"run": "--run-dir"},
@@ -118,7 +155,7 @@ def main(argv=None) -> None:
     cfg = config_from_args(GanTrainConfig, p.parse_args(argv))
     try:
         print(json.dumps(train_gan(cfg), indent=2))
-    except DataError as err:
+    except (DataError, CheckpointError) as err:
         sys.exit(f"error: {err}")
 
 
