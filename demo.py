@@ -353,7 +353,7 @@ class Demo:
                     out, traj = on_model_thread(pipe.generator, batch, seed=seed, return_trajectory=True, **kwargs)
                 else:
                     out = on_model_thread(pipe.generator, batch, seed=seed, **kwargs)
-                images = on_model_thread(pipe.upscale, out, np.repeat(large, n, axis=0), how)
+                images = on_model_thread(pipe.upscale, out, np.repeat(large, n, axis=0), how, seed)
         except ValueError as err:
             raise user_error(str(err)) from err
         ms = 1000 * (time.perf_counter() - t0)

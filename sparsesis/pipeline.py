@@ -69,7 +69,9 @@ class Pipeline:
         raise LayoutError(f"layout is {ids.shape[-1]}x{ids.shape[-2]}: this pipeline takes {big}x{big} (its output "
                           f"size) or {s}x{s} (its generator's)")
 
-    def upscale(self, images: np.ndarray, large_ids: np.ndarray, how: str | None) -> np.ndarray:
+    def upscale(self, images: np.ndarray, large_ids: np.ndarray, how: str | None, seed: int = 0) -> np.ndarray:
+        """``images`` at the generator's size -> at the output size, ``how``: "learned", "bicubic" or None (as
+        they are). ``seed`` draws a noise-input upsampler's fine texture (image ``i``: ``seed + i``)."""
         if how is None:
             return images
         if how == "bicubic":
@@ -78,7 +80,7 @@ class Pipeline:
             if self.upsampler is None:
                 raise ValueError("no learned upsampler is loaded: pass upscale='bicubic' or None, or load one "
                                  f"(Pipeline.from_pretrained(..., upsampler='checkpoints/{UPSAMPLER_DIR}'))")
-            return self.upsampler(images, large_ids)
+            return self.upsampler(images, large_ids, seed=seed)
         raise ValueError(f"upscale must be 'learned', 'bicubic' or None, got {how!r}")
 
     def __call__(self, layout, seed: int = 0, upscale: str | None = "default", **kwargs) -> np.ndarray:
@@ -87,7 +89,7 @@ class Pipeline:
         small_ids, large_ids, single = self.layouts(layout)
         how = self.default_upscale() if upscale == "default" else upscale
         images = self.generator(small_ids, seed=seed, **kwargs)
-        out = self.upscale(images, large_ids, how)
+        out = self.upscale(images, large_ids, how, seed)
         return out[0] if single else out
 
     def reroll(self, layout, image: np.ndarray, region: np.ndarray, seed: int = 0, upscale: str | None = "default",
@@ -109,7 +111,7 @@ class Pipeline:
         new_base = self.generator.reroll(small_ids[0], base, region, seed, **kwargs)
         if how is None:
             return new_base
-        out = self.upscale(new_base[None], large_ids, how)[0]
+        out = self.upscale(new_base[None], large_ids, how, seed)[0]
         # farther than the upsampler's footprint from the region, the old pixels stay exactly
         small_region = region_at(region, self.base_size)[0].astype(np.uint8)
         grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * FOOTPRINT + 1, 2 * FOOTPRINT + 1))

@@ -170,7 +170,7 @@ class Upsampler:
         """``(h, w, 3)`` or ``(B, h, w, 3)`` uint8, layouts as ids/colour maps at ``4h`` (None: all unknown).
         ``level``: how degraded the inputs are, 0 (clean photos) to 1; None takes ``default_level``, which suits
         a generator's images. Ignored by upsamplers without a level input. ``seed`` draws the fine texture of
-        upsamplers with a noise input (the same seed, the same picture); others ignore it. ``back_projection``:
+        upsamplers with a noise input (image ``i``: ``seed + i``; the same seed, the same picture); others ignore it. ``back_projection``:
         rounds after the network (None: the folder's ``defaults.back_projection``)."""
         from .data import photo_to_tensor, tensor_to_photo
 
@@ -196,7 +196,8 @@ class Upsampler:
         lay = one_hot(torch.from_numpy(ids).to(self.device), self.classset.num_channels)
         noise = None
         if self.net.cfg.noise_input:
-            noise = torch.randn((b, 1) + out_size, generator=torch.Generator().manual_seed(int(seed))).to(self.device)
+            noise = torch.stack([torch.randn((1,) + out_size, generator=torch.Generator().manual_seed(int(seed) + i))
+                                 for i in range(b)]).to(self.device)  # image i: seed + i, whatever the batch
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             y = self.net(x, lay, level, noise)
         y = back_project(y.float(), x, self.back_projection if back_projection is None else int(back_projection))
