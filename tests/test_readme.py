@@ -19,3 +19,10 @@ def test_readme_python_example_runs(monkeypatch):
     grown[70:210, 20:130] = True  # the region, its cells at 64 px and the upsampler's footprint
     assert np.array_equal(again[~grown], photo[~grown]) and not np.array_equal(again[region], photo[region])
     assert len(blocks[0].strip().splitlines()) <= 8
+
+
+def test_the_readme_stays_a_front_page():
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) <= 150, "README.md is a front page: details go to results/README.md"
+    head = text.split("# sparsesis", 1)[1]
+    assert head.index("```bash") < head.index("## "), "the two commands a newcomer needs come first"
