@@ -6,11 +6,16 @@ Each step takes random 128x128 crops of the 256-px training photos (random squar
 32x32 input the way the base model's images differ from clean downsampled photos (area-downsampled, then a
 random blur, Gaussian noise and a small colour shift; ``degrade``), and the layout at 128 under class-wise
 random masks (sometimes all UNKNOWN). With ``--level-input`` each input is degraded to a drawn level instead
-and the network is told it (``degrade_to_level``; CDM's noise-conditioning augmentation). Losses: L1 to the real crop, and after ``adv_from`` steps a hinge
-adversarial loss from a layout-conditioned patch discriminator plus its feature matching (pix2pixHD). No
-ImageNet network is used in any loss (the metric's network least of all). Batches are a pure function of
-(seed, step), so a resumed run continues exactly; ``<run>/export`` holds the EMA generator as a model folder,
-``<run>/snapshots/step_<n>`` one every ``--snapshot-every`` steps.
+and the network is told it (``degrade_to_level``; CDM's noise-conditioning augmentation); ``--noise-input`` adds
+noise planes that draw the fine texture per seed.
+
+Losses: L1 to the real crop (``--l1-weight``; ``--lowpass-weight`` puts L1 on 2x2 means instead, leaving the
+finest octave to the discriminator), and from ``adv_from`` on an adversarial loss with feature matching: a
+layout-conditioned PatchGAN with hinge loss (pix2pixHD; ``--disc patch``) or OASIS's per-pixel segmentation
+discriminator (``--disc segmentation``), either behind DiffAugment (``--diffaug``). No ImageNet network is used
+in any loss (the metric's network least of all). Batches are a pure function of (seed, step), so a resumed run
+continues exactly; ``<run>/export`` holds the EMA generator as a model folder, ``<run>/snapshots/step_<n>`` one
+every ``--snapshot-every`` steps.
 """
 from __future__ import annotations
 
@@ -52,6 +57,10 @@ class UpsamplerTrainConfig:
     adv_from: int = 300  # L1 only before this step
     adv_weight: float = 0.05
     fm_weight: float = 1.0
+    # the pixel losses: L1 to the real crop at full resolution, and L1 between the two at half resolution (2x2
+    # means): weight on the latter instead of the former leaves the finest octave to the adversarial terms
+    l1_weight: float = 1.0
+    lowpass_weight: float = 0.0
     ema_decay: float = 0.999
     layout_drop: float = 0.2  # share of examples with an all-UNKNOWN layout
     blur_max: float = 0.8  # the degradation: Gaussian blur sigma up to this (pixels at the input size) ...
@@ -318,7 +327,11 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
                     opt_d.step()
                     logs["d"] = d_loss.item()
                 l1 = (fake - y).abs().mean()
-                g_loss = l1
+                g_loss = cfg.l1_weight * l1
+                if cfg.lowpass_weight:
+                    lowpass = (F.avg_pool2d(fake, 2) - F.avg_pool2d(y, 2)).abs().mean()
+                    g_loss = g_loss + cfg.lowpass_weight * lowpass
+                    logs["lowpass"] = lowpass.item()
                 if adversarial:
                     with autocast:
                         adv, fm = adversary.g_loss(y, fake, lay_ids, full, aug_seed + 2)
