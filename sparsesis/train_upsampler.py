@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import STATE_FILE, save_model_dir
+from .checkpoint import STATE_FILE, save_model_dir, save_tensors_atomic
 from .classes import one_hot
 from .data import load_split
 from .gan import IGNORE, SegmentationDiscriminator, balanced_ce, diff_augment, feature_matching, hinge_d, hinge_g
@@ -41,6 +41,8 @@ from .training import (EMA, PRECISIONS, TrainingLoop, config_from_args, config_p
                        mixed_precision, save_state, set_threads)
 from .unet import count_parameters
 from .upsampler import UpsamplerConfig, UpsamplerNet, area_down
+
+DISCRIMINATOR_FILE = "discriminator.safetensors"
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,22 @@ def init_weights(net: UpsamplerNet, folder: str, classset) -> dict:
                                       if k in old_record}}
 
 
+def load_discriminator(disc: nn.Module, folder: str | Path, kind: str) -> str:
+    """Load the discriminator exported beside an upsampler folder into ``disc`` when it is of the same kind and
+    shape: -> "restored", or "fresh" (none there, or another kind)."""
+    from .checkpoint import load_tensors, read_metadata
+
+    path = Path(folder) / DISCRIMINATOR_FILE
+    if not path.is_file() or read_metadata(path).get("disc") != kind:
+        return "fresh"
+    weights = load_tensors(path)
+    own = disc.state_dict()
+    if set(weights) != set(own) or any(weights[k].shape != own[k].shape for k in own):
+        return "fresh"
+    disc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    return "restored"
+
+
 def learning_rate_scale(step: int, steps: int, decay_from: int | None) -> float:
     """1 until ``decay_from``, then falling linearly to 0 at ``steps``."""
     if decay_from is None or step < decay_from:
@@ -280,6 +298,8 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
     ema = ema_avg.model
     adversary = ADVERSARIES[cfg.disc](classset, cfg)
     disc = adversary.disc
+    if started_from is not None:
+        started_from["discriminator"] = load_discriminator(disc, cfg.init_from, cfg.disc)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
     modules, optimizers = {"net": net, "ema": ema, "disc": disc}, {"opt_g": opt_g, "opt_d": opt_d}
@@ -299,6 +319,10 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
     def save():
         save_state(run / STATE_FILE, modules, optimizers, step=str(loop.step), record=record)
         export(run / "export")
+        # beside the export, the discriminator (fp16): a run started from this folder goes on against it
+        save_tensors_atomic(run / "export" / DISCRIMINATOR_FILE,
+                            {k: (v.detach().half() if v.is_floating_point() else v).contiguous()
+                             for k, v in disc.state_dict().items()}, {"disc": cfg.disc})
 
     log = open(run / "log.jsonl", "a")
     with loop:

@@ -148,7 +148,7 @@ def test_level_training_in_bf16_continues_an_upsampler_and_resumes_exactly(toy_r
     train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "b"), steps=1, **base), progress=False)
     rec = train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "b"), steps=3, **base), progress=False)
     assert rec["step"] == 3 and rec["images_by_precision"] == {"fp32": 0, "bf16": 6}
-    assert rec["started_from"] == {"folder": str(old), "step": 0}  # the start's own training stays on record
+    assert rec["started_from"] == {"folder": str(old), "step": 0, "discriminator": "fresh"}  # the start's record stays
     a, b = (Upsampler.from_pretrained(tmp_path / r / "export") for r in "ab")
     assert a.default_level == 0.4 and a.net.cfg.level_input
     for k, v in a.net.state_dict().items():
@@ -243,6 +243,14 @@ def test_segmentation_discriminator_training_with_diffaugment_resumes_exactly(to
     assert a.net.cfg.noise_input
     for k, v in a.net.state_dict().items():
         torch.testing.assert_close(v, b.net.state_dict()[k])
+    # where the run folder is gone: a new run from the export goes on against the exported discriminator
+    export = str(tmp_path / "a" / "export")
+    rec = train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "d"), steps=1, init_from=export, **base),
+                          progress=False)
+    assert rec["started_from"]["discriminator"] == "restored" and rec["started_from"]["step"] == 3
+    patch = train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "e"), steps=1, init_from=export,
+                                                 **{**base, "disc": "patch"}), progress=False)
+    assert patch["started_from"]["discriminator"] == "fresh"  # another kind of discriminator: not loaded
     with pytest.raises(ValueError, match="multiple of 16"):
         train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "c"), **{**base, "patch": 24}), progress=False)
     with pytest.raises(ValueError, match="disc must be one of"):
