@@ -3,10 +3,13 @@
     python demo.py                 # http://127.0.0.1:7860, offline, on the shipped checkpoint
     python demo.py --share         # a temporary public link through Gradio's share service
 
-The app uses only the public ``sparsesis`` API. Named endpoints for ``gradio_client``: ``/generate`` (layout,
-steps, seed, guidance, model, show steps, upscaler, samples, reference photo, strength, keep the rest) ->
-the 256x256 photo first; ``/reroll_region`` (the result with the region painted over it, the layout, ...);
-``/layout_from_photo`` (a photo -> the canvas); ``/load_label_map`` (a colour label map -> the canvas).
+The app uses only the public ``sparsesis`` API. Named endpoints for ``gradio_client`` (the order is API; tests pin
+it): ``/generate`` (layout, steps, seed, guidance, model, show steps, upscaler, samples, reference photo, strength,
+keep the rest) -> ``Generated``'s fields (the 256x256 photo, the steps, what the model sees, the status, the
+samples, the reroll editor); ``/reroll_region`` (the result with the region painted over it, the layout, steps,
+seed, guidance, model, upscaler) -> ``Rerolled``'s; ``/layout_from_photo`` (a photo, thin it, seed -> the canvas);
+``/load_label_map`` (a colour label map -> the canvas). The handlers are ``Demo``'s methods; ``build_app`` lays
+out the widgets and wires them.
 """
 from __future__ import annotations
 
