@@ -7,8 +7,10 @@ what the teacher takes in two; then it becomes the teacher and the step count ha
 ``--iters-per-stage`` takes one count for every stage or one per stage. Guidance: the *guided* teacher is
 distilled at one fixed scale (``--guidance``), so the student's single pass reproduces ``v_u + w (v_c - v_u)``
 and each student step costs one network pass instead of two (Meng et al. 2023 condition the student on w
-instead). A student's config records the scale it baked in; ``Synthesizer`` refuses another one for it. The
-shipped students' recipes and how they measure: ``checkpoints/README.md`` and ``results/README.md``.
+instead); ``--guide FOLDER`` distils autoguidance by that weaker model instead, ``--interval LO HI`` guidance on
+those noise levels only. A student's config records the scale (and guide) it baked in; ``Synthesizer`` refuses
+another scale for it. The shipped students' recipes and how they measure: ``checkpoints/README.md`` and
+``results/README.md``.
 
 Layout: ``<run>/state.safetensors`` (the stage in progress: student, optimizer, iteration), and one
 model folder ``<run>/student_<steps>`` per finished stage. Re-running the command resumes.
@@ -26,7 +28,8 @@ import torch
 from .batches import classwise_masker, make_batch
 from .checkpoint import STATE_FILE, read_metadata, save_model_dir
 from .classes import one_hot
-from .diffusion import alpha_sigma, ddim_step, guided, logsnr_cosine, q_sample, x_eps_from_v
+from .diffusion import (alpha_sigma, autoguided, ddim_step, guidance_interval, guided, logsnr_cosine, q_sample,
+                        x_eps_from_v)
 from .masking import MaskConfig
 from .training import TrainingLoop, config_from_args, config_parser, load_state, save_state, set_threads
 
@@ -42,6 +45,8 @@ class DistillConfig:
     batch_size: int = 8
     lr: float = 1e-4  # peak; decays linearly to zero within each stage
     guidance: float | None = 4.0  # the scale baked into the student; None: the teacher's own default
+    guide: str | None = None  # autoguidance: a weaker model folder guides the teacher (default: classifier-free)
+    interval: tuple[float, ...] | None = None  # (lo, hi): the teacher guided only at times lo <= t <= hi
     seed: int = 0
     save_every: int = 40
     threads: int | None = None
@@ -109,6 +114,17 @@ def distill_loss(student_fn, teacher_fn, x: torch.Tensor, noise: torch.Tensor, t
     return torch.clamp(snr, min=1.0) * ((x_student - target) ** 2).mean(dim=(1, 2, 3))
 
 
+def guided_teacher(teacher, lay, uncond, scale: float, guide=None, interval=None):
+    """The sampler a first stage distils, ``(z, t) -> v``: the teacher under classifier-free guidance at
+    ``scale`` (or autoguidance by the network ``guide``), guided only within ``interval`` when given."""
+    plain = guided(teacher, lay, None, 1.0)
+    if scale == 1.0:
+        return plain
+    fn = (autoguided(plain, guided(guide, lay, None, 1.0), scale) if guide is not None
+          else guided(teacher, lay, uncond, scale))
+    return guidance_interval(fn, plain, *interval) if interval is not None else fn
+
+
 def student_times(student_steps: int, batch: int, generator: torch.Generator) -> torch.Tensor:
     """Times on the student's grid: t = i / n, i in 1..n."""
     i = torch.randint(1, student_steps + 1, (batch,), generator=generator)
@@ -128,6 +144,14 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
     if base.distilled:
         raise ValueError(f"{cfg.teacher} is already a distilled student; start from the undistilled teacher")
     guidance = base.default_guidance if cfg.guidance is None else cfg.guidance
+    guide = None
+    if cfg.guide is not None:
+        guide_synth = Synthesizer.from_pretrained(cfg.guide)
+        if guide_synth.distilled or guide_synth.classset.to_dict() != base.classset.to_dict():
+            raise ValueError(f"--guide {cfg.guide}: the guide must be an undistilled model of the teacher's classes")
+        guide = guide_synth.model.float().eval().requires_grad_(False)
+    if cfg.interval is not None and len(cfg.interval) != 2:
+        raise ValueError(f"--interval takes two times LO HI, got {cfg.interval}")
     classset = base.classset
     pairs = load_split("train", base.image_size, cfg.data, progress=progress)
     mask_cfg = base.config.get("training", {}).get("mask")  # mask the way the teacher was trained
@@ -168,7 +192,8 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
                 t = student_times(n, cfg.batch_size, g)
                 noise = torch.randn(batch.photos.shape, generator=g)
                 # the first stage distils the guided teacher; later stages copy an already guided student
-                teacher_fn = guided(teacher, lay, uncond, guidance if n == plan[0] else 1.0)
+                teacher_fn = (guided_teacher(teacher, lay, uncond, guidance, guide, cfg.interval) if n == plan[0]
+                              else guided(teacher, lay, None, 1.0))
                 loss = distill_loss(lambda z, tt: student(z, tt, lay), teacher_fn, batch.photos, noise, t, n).mean()
                 for group in opt.param_groups:  # linear decay to zero within each stage (no EMA needed)
                     group["lr"] = stage_lr(cfg.lr, it, iters[n])
@@ -187,6 +212,7 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
         cfg_out = dict(base.config)
         cfg_out["sampling"] = {"sampler": "ddim", "steps": n, "guidance": 1.0}
         cfg_out["distillation"] = {"steps": n, "guidance": guidance, "teacher": str(cfg.teacher),
+                                   "guide": cfg.guide, "interval": list(cfg.interval) if cfg.interval else None,
                                    "teacher_steps": cfg.teacher_steps, "iterations": iters[n],
                                    "batch_size": cfg.batch_size, "lr": cfg.lr, "final_loss": loss_avg,
                                    "stage": {"images": iters[n] * cfg.batch_size, "seconds": seconds},
@@ -202,7 +228,9 @@ def parse_config(argv=None) -> DistillConfig:
     """The command line as a ``DistillConfig``; exits with a usage error when the stages and counts disagree."""
     p = config_parser(DistillConfig, "python -m sparsesis.distill", __doc__, names={"run": "--run-dir"},
                       helps={"iters_per_stage": "one count for every stage, or one per stage (first stage first)",
-                             "guidance": "the scale to bake in (the shipped students': 4)"})
+                             "guidance": "the scale to bake in (the shipped students': 4)",
+                             "guide": "autoguidance: a weaker model folder as the guide (default: classifier-free)",
+                             "interval": "LO HI: guide the teacher only at times LO <= t <= HI"})
     cfg = config_from_args(DistillConfig, p.parse_args(argv))
     try:
         stage_iterations(cfg.iters_per_stage, stage_plan(cfg.teacher_steps, cfg.final_steps))

@@ -135,3 +135,42 @@ def test_distill_resumes_mid_stage(toy_root, tmp_path):
     assert (student_dir(tmp_path / "d", 2) / "config.json").is_file()
     cfg = json.loads((student_dir(tmp_path / "d", 2) / "config.json").read_text())
     assert cfg["distillation"]["steps"] == 2 and cfg["sampling"]["steps"] == 2
+
+
+def test_the_first_stage_distils_the_sampler_asked_for():
+    """Classifier-free, autoguided or interval-guided: the target sampler is the one the flags name."""
+    from sparsesis.distill import guided_teacher
+
+    class Net(torch.nn.Module):  # v depends on the layout: all UNKNOWN gives a different answer
+        def __init__(self, gain):
+            super().__init__()
+            self.gain = gain
+
+        def forward(self, z, t, lay):
+            return self.gain * z + lay[:, :1]
+
+    z, t = torch.ones(1, 1, 2, 2), torch.full((1,), 0.5)
+    lay, uncond = torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)
+    teacher, guide = Net(2.0), Net(0.5)
+    cfg = guided_teacher(teacher, lay, uncond, 3.0)(z, t)  # v_u + 3 (v_c - v_u) = 2 + 3 * 1
+    torch.testing.assert_close(cfg, torch.full_like(z, 5.0))
+    auto = guided_teacher(teacher, lay, uncond, 3.0, guide=guide)(z, t)  # v_g + 3 (v_m - v_g) = 1.5 + 3 * 1.5
+    torch.testing.assert_close(auto, torch.full_like(z, 6.0))
+    outside = guided_teacher(teacher, lay, uncond, 3.0, interval=(0.6, 1.0))(z, t)  # t = 0.5: unguided
+    torch.testing.assert_close(outside, torch.full_like(z, 3.0))
+
+
+@pytest.mark.slow
+def test_an_autoguided_distillation_records_its_guide(toy_root, tmp_path):
+    train(TrainConfig(run=str(tmp_path / "teacher"), data=str(toy_root), preset="tiny", image_size=32, batch_size=4,
+                      steps=2, sample_every=10 ** 9, threads=2))
+    teacher = str(tmp_path / "teacher" / "export")
+    distill(DistillConfig(teacher=teacher, run=str(tmp_path / "d"), data=str(toy_root), teacher_steps=4,
+                          final_steps=2, iters_per_stage=1, batch_size=2, threads=2, guide=teacher,
+                          interval=(0.2, 0.8)), progress=False)
+    s = Synthesizer.from_pretrained(student_dir(tmp_path / "d", 2))
+    assert s.distilled["guide"] == teacher and s.distilled["interval"] == [0.2, 0.8]
+    with pytest.raises(ValueError, match="undistilled model"):
+        distill(DistillConfig(teacher=teacher, run=str(tmp_path / "e"), data=str(toy_root), teacher_steps=4,
+                              final_steps=2, iters_per_stage=1, batch_size=2, guide=str(student_dir(tmp_path / "d", 2))),
+                progress=False)
