@@ -15,8 +15,8 @@ import torch
 
 from .checkpoint import load_classes, load_model
 from .classes import ClassSet, one_hot
-from .diffusion import SAMPLERS, Known, Step, autoguided, guidance_interval, guided, q_sample
 from .data import photo_to_tensor, tensor_to_photo
+from .diffusion import SAMPLERS, Known, Step, autoguided, guidance_interval, guided, q_sample
 from .layouts import is_single, region_at, to_ids
 from .precision import resolve_precision
 from .schema import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DIFFUSION_KIND
@@ -126,7 +126,7 @@ class Synthesizer:
             known = Known(self._images_in(keep, b, "keep"), mask, eps)
         lay = torch.from_numpy(ids).to(self.device)
         cond = one_hot(lay, self.classset.num_channels).contiguous(memory_format=torch.channels_last)
-        model_fn = self._model_fn(cond, lay, guidance, self._guide(guide), interval)
+        model_fn = self._model_fn(cond, lay, guidance, guide, interval)
         traj = Trajectory([], [], []) if return_trajectory else None
 
         def report(st: Step):
@@ -175,13 +175,14 @@ class Synthesizer:
             raise ValueError(f"{name} holds {len(a)} images for {b} layouts")
         return photo_to_tensor(a).expand(b, -1, -1, -1).to(self.device)
 
-    def _model_fn(self, cond, lay, guidance: float, guide: "Synthesizer | None", interval):
+    def _model_fn(self, cond, lay, guidance: float, guide, interval):
         """The guided model function ``(z, t) -> v`` for one batch of layouts (the layout branch runs once here,
         not at every step)."""
         net = self._network()
         plain = self.conditional(cond)
         if guidance == 1.0:
             return plain
+        guide = self._guide(guide)
         if guide is not None:
             model_fn = autoguided(plain, guide.conditional(cond), guidance)
         else:
