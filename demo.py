@@ -122,8 +122,8 @@ def discover_models(root: Path = CHECKPOINTS) -> dict[str, Path]:
 
 
 def load_model(folder: Path):
-    """Any generator checkpoint; diffusion models run in bf16 where the CPU computes it natively (~1.3x faster,
-    same look), in fp32 elsewhere (emulated bf16 is several times slower)."""
+    """Any generator checkpoint, at ``precision="auto"``: bf16 where the CPU computes it natively and faster (the
+    same look), fp32 elsewhere."""
     return load(folder, precision="auto")
 
 

@@ -35,8 +35,9 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def mixed_precision(precision: str):
-    """The forward passes' autocast context: ``"bf16"`` runs matrix products and convolutions in bfloat16 (about
-    2x faster on CPUs with AVX-512 BF16, parameters and optimizer state stay fp32), ``"fp32"`` changes nothing."""
+    """The forward passes' autocast context: ``"bf16"`` runs matrix products and convolutions in bfloat16
+    (parameters and optimizer state stay fp32; faster only on some CPUs: ``results/README.md``, "bf16 on CPUs"),
+    ``"fp32"`` changes nothing."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "bf16" and not native_bf16("cpu"):

@@ -60,7 +60,7 @@ def zero_init(module: nn.Module) -> nn.Module:
 
 def layout_encoder(label_channels: int, hidden: int) -> nn.Module:
     """SPADE's shared layout MLP, run once per resolution and reused by every block there
-    (SPADE runs it per block; sharing it made training ~1.5x faster on the CPU at equal quality of fit)."""
+    (SPADE runs it per block; sharing it made training faster on the CPU at equal quality of fit)."""
     return nn.Sequential(nn.Conv2d(label_channels, hidden, 3, padding=1), nn.SiLU(),
                          nn.Conv2d(hidden, hidden, 3, padding=1), nn.SiLU())
 
