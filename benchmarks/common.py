@@ -22,6 +22,16 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
+def parse_with_data_threads_out(parser, argv=None, threads: int | None = 2):
+    """Add ``--data``, ``--threads`` and a required ``--out`` to ``parser``, parse ``argv`` and set the threads."""
+    parser.add_argument("--data", default=None, help="data folder (default: $SPARSESIS_DATA)")
+    add_threads(parser, threads)
+    parser.add_argument("--out", required=True)
+    a = parser.parse_args(argv)
+    set_threads(a.threads)
+    return a
+
+
 def write_result(path, result: dict, indent: int = 2) -> None:
     """Write ``result`` as JSON to ``path`` atomically (nothing when ``path`` is None) and print it."""
     from sparsesis.checkpoint import save_json_atomic

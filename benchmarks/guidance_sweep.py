@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import add_threads, set_threads, write_result  # (and the repository on sys.path)
+from common import parse_with_data_threads_out, write_result  # (and the repository on sys.path)
 
 from sparsesis.checkpoint import save_json_atomic  # noqa: E402
 from sparsesis.data import load_split  # noqa: E402
@@ -49,11 +49,7 @@ def main(argv=None):
     p.add_argument("--split", choices=["train", "eval"], default="train")
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--only", nargs="*", default=None, help="run only these row names")
-    p.add_argument("--data", default=None)
-    add_threads(p, 1)
-    p.add_argument("--out", required=True)
-    a = p.parse_args(argv)
-    set_threads(a.threads)
+    a = parse_with_data_threads_out(p, argv, threads=1)
     teacher = Synthesizer.from_pretrained(a.checkpoint, precision="fp32")
     guides = {}
     for spec in a.guide:

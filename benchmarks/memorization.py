@@ -12,7 +12,7 @@ import argparse
 import sys
 
 import numpy as np
-from common import add_threads, set_threads, write_result  # (and the repository on sys.path)
+from common import parse_with_data_threads_out, write_result  # (and the repository on sys.path)
 
 from sparsesis.data import load_split  # noqa: E402
 from sparsesis.evaluate import generate_all  # noqa: E402
@@ -26,11 +26,7 @@ from sparsesis.metrics.nearest import summary  # noqa: E402
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", action="append", required=True, help="generator folder (repeatable)")
-    p.add_argument("--data", default=None)
-    add_threads(p, 2)
-    p.add_argument("--out", required=True)
-    a = p.parse_args(argv)
-    set_threads(a.threads)
+    a = parse_with_data_threads_out(p, argv)
     net = feature_network("effnet-lite0")
     models = [load(c, precision="fp32") for c in a.checkpoint]
     size = models[0].image_size

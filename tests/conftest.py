@@ -74,3 +74,12 @@ def make_toy_dataset(root: Path, n_train: int = 12, n_eval: int = 4, size=(40, 4
 @pytest.fixture
 def toy_root(tmp_path):
     return make_toy_dataset(tmp_path / "toy")
+
+
+def tiny_teacher(toy_root: Path, folder: Path, steps: int = 2) -> str:
+    """A tiny diffusion teacher trained ``steps`` steps on the toy data -> its exported model folder."""
+    from sparsesis.train import TrainConfig, train
+
+    train(TrainConfig(run=str(folder), data=str(toy_root), preset="tiny", image_size=32, batch_size=4, steps=steps,
+                      sample_every=10 ** 9, threads=2))
+    return str(folder / "export")

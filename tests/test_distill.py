@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_teacher
+
 from sparsesis import Synthesizer
 from sparsesis.checkpoint import STATE_FILE, read_metadata
 from sparsesis.diffusion import q_sample, v_from_x
 from sparsesis.distill import (DistillConfig, distill, distill_loss, distillation_target, parse_config,
                                stage_iterations, stage_plan, student_dir, student_times)
-from sparsesis.train import TrainConfig, train
 
 
 def test_stage_plan_halves():
@@ -86,8 +87,7 @@ def test_student_learns_two_teacher_steps_in_one():
 
 @pytest.mark.slow
 def test_distill_stages_resume_and_name_checkpoints(toy_root, tmp_path):
-    train(TrainConfig(run=str(tmp_path / "teacher"), data=str(toy_root), preset="tiny", image_size=32, batch_size=4,
-                      steps=4, sample_every=10 ** 9, threads=2))
+    tiny_teacher(toy_root, tmp_path / "teacher", steps=4)
     cfg = DistillConfig(teacher=str(tmp_path / "teacher" / "export"), run=str(tmp_path / "d"), data=str(toy_root),
                         teacher_steps=8, final_steps=2, iters_per_stage=4, batch_size=2, save_every=2, threads=2)
     # stop inside the first stage: run a plan that ends after it, with fewer iterations, then resume
@@ -115,8 +115,7 @@ def test_distill_stages_resume_and_name_checkpoints(toy_root, tmp_path):
 
 @pytest.mark.slow
 def test_distill_resumes_mid_stage(toy_root, tmp_path):
-    train(TrainConfig(run=str(tmp_path / "teacher"), data=str(toy_root), preset="tiny", image_size=32, batch_size=4,
-                      steps=2, sample_every=10 ** 9, threads=2))
+    tiny_teacher(toy_root, tmp_path / "teacher")
     base = dict(teacher=str(tmp_path / "teacher" / "export"), run=str(tmp_path / "d"), data=str(toy_root),
                 teacher_steps=4, final_steps=2, batch_size=2, save_every=2, threads=2)
     import sparsesis.distill as D
@@ -162,9 +161,7 @@ def test_the_first_stage_distils_the_sampler_asked_for():
 
 @pytest.mark.slow
 def test_an_autoguided_distillation_records_its_guide(toy_root, tmp_path):
-    train(TrainConfig(run=str(tmp_path / "teacher"), data=str(toy_root), preset="tiny", image_size=32, batch_size=4,
-                      steps=2, sample_every=10 ** 9, threads=2))
-    teacher = str(tmp_path / "teacher" / "export")
+    teacher = tiny_teacher(toy_root, tmp_path / "teacher")
     distill(DistillConfig(teacher=teacher, run=str(tmp_path / "d"), data=str(toy_root), teacher_steps=4,
                           final_steps=2, iters_per_stage=1, batch_size=2, threads=2, guide=teacher,
                           interval=(0.2, 0.8)), progress=False)

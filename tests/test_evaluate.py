@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import tiny_teacher
+
 from sparsesis.evaluate import main, markdown_table, shard
 from sparsesis.inputs import held_out_inputs
 from sparsesis.inputs import KINDS, make_input
@@ -124,11 +126,8 @@ def test_sparsity_command_writes_the_documented_layout(toy_root, tmp_path):
 @pytest.mark.slow
 def test_distillation_command_reports_teacher_ddim_and_students(toy_root, tmp_path):
     from sparsesis.distill import DistillConfig, distill
-    from sparsesis.train import TrainConfig, train
 
-    train(TrainConfig(run=str(tmp_path / "teacher"), data=str(toy_root), preset="tiny", image_size=32, batch_size=4,
-                      steps=2, sample_every=10 ** 9, threads=2))
-    teacher = str(tmp_path / "teacher" / "export")
+    teacher = tiny_teacher(toy_root, tmp_path / "teacher")
     distill(DistillConfig(teacher=teacher, run=str(tmp_path / "d"), data=str(toy_root), teacher_steps=8,
                           final_steps=2, iters_per_stage=1, batch_size=2, threads=2, guidance=2.5), progress=False)
     out = tmp_path / "distillation.json"
