@@ -83,11 +83,33 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise CheckpointError(f"checkpoint file {path} is corrupt ({err})") from err
 
 
+def cast_floats(state_dict: dict[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """The floating tensors of ``state_dict`` cast to ``dtype`` (None: as they are), the others unchanged."""
+    return {k: (v.detach().to(dtype).contiguous() if dtype is not None and v.is_floating_point() else v)
+            for k, v in state_dict.items()}
+
+
+# a GAN's (or the upsampler's) discriminator, exported in fp16 beside its generator's model folder
+DISCRIMINATOR_FILE = "discriminator.safetensors"
+
+
+def save_discriminator(folder: str | Path, module: torch.nn.Module, **metadata: str) -> None:
+    save_tensors_atomic(Path(folder) / DISCRIMINATOR_FILE, cast_floats(module.state_dict(), torch.float16), metadata)
+
+
+def load_discriminator(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
+    """(fp32 weights, metadata) of the discriminator exported beside ``folder``'s model, or None if there is none."""
+    path = Path(folder) / DISCRIMINATOR_FILE
+    if not path.is_file():
+        return None
+    return cast_floats(load_tensors(path), torch.float32), read_metadata(path)
+
+
 def save_model_dir(folder: str | Path, state_dict: dict[str, torch.Tensor], config: dict,
                    dtype: torch.dtype | None = torch.float16) -> Path:
     """Write ``model.safetensors`` (floating tensors cast to ``dtype``) and ``config.json``."""
     folder = Path(folder)
-    tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in state_dict.items()}
+    tensors = cast_floats(state_dict, dtype)
     save_tensors_atomic(folder / MODEL_FILE, tensors)
     save_json_atomic(folder / CONFIG_FILE, config)
     return folder

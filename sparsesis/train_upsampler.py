@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import STATE_FILE, save_model_dir, save_tensors_atomic
+from .checkpoint import STATE_FILE, save_discriminator, save_model_dir
 from .classes import one_hot
 from .data import load_split
 from .gan import IGNORE, SegmentationDiscriminator, balanced_ce, diff_augment, feature_matching, hinge_d, hinge_g
@@ -41,8 +41,6 @@ from .training import (EMA, PRECISIONS, TrainingLoop, config_from_args, config_p
                        mixed_precision, save_state, set_threads)
 from .unet import count_parameters
 from .upsampler import UpsamplerConfig, UpsamplerNet, area_down
-
-DISCRIMINATOR_FILE = "discriminator.safetensors"
 
 
 @dataclass(frozen=True)
@@ -255,16 +253,15 @@ def init_weights(net: UpsamplerNet, folder: str, classset) -> dict:
 def load_discriminator(disc: nn.Module, folder: str | Path, kind: str) -> str:
     """Load the discriminator exported beside an upsampler folder into ``disc`` when it is of the same kind and
     shape: -> "restored", or "fresh" (none there, or another kind)."""
-    from .checkpoint import load_tensors, read_metadata
+    from .checkpoint import load_discriminator as load_exported
 
-    path = Path(folder) / DISCRIMINATOR_FILE
-    if not path.is_file() or read_metadata(path).get("disc") != kind:
+    exported = load_exported(folder)
+    if exported is None or exported[1].get("disc") != kind:
         return "fresh"
-    weights = load_tensors(path)
-    own = disc.state_dict()
+    weights, own = exported[0], disc.state_dict()
     if set(weights) != set(own) or any(weights[k].shape != own[k].shape for k in own):
         return "fresh"
-    disc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    disc.load_state_dict(weights)
     return "restored"
 
 
@@ -320,9 +317,7 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
         save_state(run / STATE_FILE, modules, optimizers, step=str(loop.step), record=record)
         export(run / "export")
         # beside the export, the discriminator (fp16): a run started from this folder goes on against it
-        save_tensors_atomic(run / "export" / DISCRIMINATOR_FILE,
-                            {k: (v.detach().half() if v.is_floating_point() else v).contiguous()
-                             for k, v in disc.state_dict().items()}, {"disc": cfg.disc})
+        save_discriminator(run / "export", disc, disc=cfg.disc)
 
     log = open(run / "log.jsonl", "a")
     with loop:

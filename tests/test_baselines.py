@@ -163,7 +163,7 @@ def test_gan_training_refuses_an_unknown_precision_before_any_work(tmp_path):
 def test_a_gan_goes_on_from_its_exported_folder_when_the_run_folder_is_gone(toy_root, tmp_path, name):
     """The committed fallback: generator and discriminator (fp16) from the export, step and record carried on,
     the optimizers fresh and the restart on record; a folder without a discriminator restarts a fresh one."""
-    from sparsesis.baselines.train import DISCRIMINATOR_FILE
+    from sparsesis.checkpoint import DISCRIMINATOR_FILE
 
     base = dict(method=name, data=str(toy_root), image_size=32, batch_size=2, save_every=1, threads=2)
     train_gan(GanTrainConfig(run=str(tmp_path / "a"), steps=3, **base), progress=False)

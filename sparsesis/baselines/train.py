@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..batches import classwise_masker, make_batch
-from ..checkpoint import STATE_FILE, save_model_dir, save_tensors_atomic
+from ..checkpoint import STATE_FILE, save_discriminator, save_model_dir
 from ..classes import one_hot
 from ..data import load_split
 from ..masking import MaskConfig
@@ -55,27 +55,24 @@ class GanTrainConfig:
     init_from: str | None = None  # an exported GAN folder to go on from when the run has no state
 
 
-DISCRIMINATOR_FILE = "discriminator.safetensors"
-
 
 def init_from_folder(method, folder: str | Path, cfg: GanTrainConfig) -> tuple[int, dict]:
     """Load an exported GAN folder into ``method`` (generator; discriminator where the folder has one) ->
     (step, record), the record noting the restart."""
-    from ..checkpoint import CheckpointError, load_model_dir, load_tensors
+    from ..checkpoint import CheckpointError, load_discriminator, load_model_dir
 
     config, weights = load_model_dir(folder)
     if config.get("method") != cfg.method:
         raise CheckpointError(f"--init-from {folder}: a {config.get('method')!r} generator, the run trains "
                               f"{cfg.method!r}")
     method.generator.load_state_dict(weights)
-    disc_path = Path(folder) / DISCRIMINATOR_FILE
-    if disc_path.is_file():
-        method.discriminator.load_state_dict({k: v.float() if v.is_floating_point() else v
-                                              for k, v in load_tensors(disc_path).items()})
+    disc = load_discriminator(folder)
+    if disc is not None:
+        method.discriminator.load_state_dict(disc[0])
     record = {k: v for k, v in config.get("record", {}).items() if k != "train"}
     step = int(record.pop("step", 0))
     record.setdefault("restarts", []).append({
-        "at_step": step, "from": str(folder), "discriminator": "restored" if disc_path.is_file() else "fresh",
+        "at_step": step, "from": str(folder), "discriminator": "restored" if disc is not None else "fresh",
         "optimizers": "fresh"})
     return step, record
 
@@ -105,9 +102,7 @@ def train_gan(cfg: GanTrainConfig, progress: bool = True) -> dict:
         save_state(run / STATE_FILE, modules, optimizers, step=str(loop.step), record=record)
         export = save_model_dir(run / "export", method.generator.state_dict(),
                                 gan_config(method, classset, {**record, "step": loop.step, "train": _jsonable(cfg)}))
-        save_tensors_atomic(export / DISCRIMINATOR_FILE,
-                            {k: (v.detach().half() if v.is_floating_point() else v).contiguous()
-                             for k, v in method.discriminator.state_dict().items()})
+        save_discriminator(export, method.discriminator)
 
     masker = classwise_masker(cfg.mask)
     method.train()
