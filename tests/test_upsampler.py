@@ -280,3 +280,48 @@ def test_a_noise_input_upsampler_keeps_the_editing_guarantees(tmp_path):
     far = ~cv2.dilate(region.astype(np.uint8), np.ones((2 * 12 + 1,) * 2, np.uint8)).astype(bool)
     np.testing.assert_array_equal(again[far], photo[far])
     assert not np.array_equal(again[region], photo[region])
+
+
+def _texture_figure_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_texture_figure", REPO / "examples" / "make_texture_figure.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_texture_figure_crops_the_most_detailed_window_of_every_column():
+    fig = _texture_figure_module()
+    rng = np.random.default_rng(0)
+    image = np.full((64, 64, 3), 128, np.uint8)
+    image[32:48, 16:32] = rng.integers(0, 256, (16, 16, 3))  # the only detail
+    y, x = fig.detail_window(image, 16)
+    assert (y, x) == (32, 16)
+    with pytest.raises(ValueError, match="larger than the picture"):
+        fig.detail_window(image, 80)
+    small = cv2.resize(image, (16, 16), interpolation=cv2.INTER_AREA)
+    other = image[::-1].copy()
+    row = fig.crop_row(small, [image, other], image, crop=16, tile=32)
+    assert len(row) == 4 and all(t.shape == (32, 32, 3) for t in row)
+    zoom = lambda im: cv2.resize(im, (32, 32), interpolation=cv2.INTER_NEAREST)  # noqa: E731
+    np.testing.assert_array_equal(row[0], zoom(small[8:12, 4:8]))  # the same window at the input's scale
+    np.testing.assert_array_equal(row[2], zoom(other[32:48, 16:32]))
+    np.testing.assert_array_equal(row[3], zoom(image[32:48, 16:32]))
+    assert fig.crop_row(small, [image], None, 16, 32)[-1] is None  # no photo: the window comes from column 1
+
+
+def test_texture_figure_end_to_end_on_toy_photos_and_an_example_sketch(toy_root, tmp_path):
+    fig = _texture_figure_module()
+    up = tiny(tmp_path / "u")
+    out = tmp_path / "texture.jpg"
+    figure = fig.main(["--data", str(toy_root), "--upsampler", f"a={up}", "--upsampler", f"b={up}",
+                       "--photos", "0", "1", "--sketches", "1", "--crop", "64", "--tile", "64", "--out", str(out)])
+    assert figure.shape == (3 * (64 + 6), 5 * (64 + 6), 3)  # 3 rows; input, bicubic, a, b, photo
+    assert cv2.imread(str(out)).shape == figure.shape
+    assert (figure[-64 - 3:-3, -64 - 3:-3] == 255).all()  # the sketch row has no photo
+    with pytest.raises(SystemExit, match="NAME=FOLDER"):
+        fig.main(["--upsampler", str(up), "--out", str(out)])
+    with pytest.raises(SystemExit, match="held-out split has 4 photos"):
+        fig.main(["--data", str(toy_root), "--upsampler", f"a={up}", "--photos", "9", "--sketches", "0",
+                  "--out", str(out)])
