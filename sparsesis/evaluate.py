@@ -104,7 +104,7 @@ def sparsity_curves(generators: dict, pairs: PairSet, *, shares, strokes, robust
 
 def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps, pairs: PairSet, *, net,
                         limit: int | None = None, seed: int = 0, repeats: int = 5, dist=None, progress: bool = True,
-                        guidance: float | None = None, other_guidance=()) -> dict:
+                        guidance: float | None = None, other_guidance=(), options: dict | None = None) -> dict:
     """Quality and latency against sampling steps: the teacher at its full step count, the teacher with
     plain DDIM at fewer steps, and each distilled student (``{steps: Synthesizer}``). Same masked held-out
     layouts and seeds for all; latency is the median batch-1 time on this machine (guidance included);
@@ -113,7 +113,8 @@ def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps,
     The teacher runs at ``guidance`` (default: its own), which should be the scale the students bake in.
     ``other_guidance`` adds plain-DDIM rows at each student's step count under those other scales
     (``ddim_other_guidance[scale][steps]``), so a student is also compared with the few-step teacher at
-    whatever scale suits few steps best."""
+    whatever scale suits few steps best. ``options`` (``guide``, ``interval``) are the teacher's other sampler
+    settings, used by every teacher row: the ones the students baked in."""
     from . import distributed as D
     from .generators import ModelGenerator
     from .latency import median_latency
@@ -126,7 +127,9 @@ def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps,
     rows.update({("ddim", n): (teacher, n, g_teacher) for n in ddim_steps})
     rows.update({("students", n): (synth, n, None) for n, synth in students.items()})
     rows.update({(f"ddim_g{g:g}", n): (teacher, n, g) for g in others for n in students})
-    gens = {f"{group}_{n}": ModelGenerator(synth, steps=n, guidance=g, name=f"{group}_{n}")
+    options = dict(options or {})
+    opts = {key: {} if key[0] == "students" else options for key in rows}  # students bake the teacher's in
+    gens = {f"{group}_{n}": ModelGenerator(synth, steps=n, guidance=g, name=f"{group}_{n}", options=opts[group, n])
             for (group, n), (synth, _, g) in rows.items()}
     res = evaluate(gens, pairs, ["random_mask"], feature_net=net, limit=limit, seed=seed, progress=progress, dist=dist,
                    keep_images=True)
@@ -138,6 +141,8 @@ def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps,
            "psnr_to_teacher": f"PSNR (dB) of each sampler's images against the teacher's {teacher_steps}-step "
                               "images from the same layouts and noise: how closely it reproduces the full sampler",
            "teacher": {}, "students": {}, "ddim": {}}
+    if options:
+        out["teacher_sampler"] = {k: (str(v) if k == "guide" else list(v)) for k, v in options.items()}
     if others:
         out["ddim_other_guidance"] = {f"{g:g}": {} for g in others}
     for (group, n), (synth, steps, g) in rows.items():
@@ -146,7 +151,8 @@ def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps,
         if group.startswith("ddim_g"):  # same cost as the "ddim" row of that step count: no second timing
             out["ddim_other_guidance"][f"{g:g}"][str(n)] = row
             continue
-        row["latency_s"] = round(median_latency(synth, steps, repeats, g), 4) if dist.is_main else None
+        row["latency_s"] = (round(median_latency(synth, steps, repeats, g, **opts[group, n]), 4) if dist.is_main
+                            else None)
         if group == "teacher":
             out["teacher"] = row
         else:
@@ -212,6 +218,32 @@ def students_guidance(students: dict, requested: float | None) -> float:
                          "the teacher is measured at the students' scale (leave --guidance out, or use "
                          "--other-guidance for extra plain-DDIM rows)")
     return baked[0]
+
+
+def students_sampler(students: dict, guide: str | None = None, interval=None) -> dict:
+    """The teacher's sampler options that the students baked in (``guide``, ``interval``; they must agree), as
+    ``Synthesizer`` takes them. ``guide`` / ``interval`` override the recorded ones (a guide folder that has moved
+    since the distillation); a recorded guide that is not there is a clear error."""
+    recorded = {(s.distilled.get("guide"), tuple(s.distilled.get("interval") or ()) or None) for s in students.values()}
+    if len(recorded) != 1:
+        raise SystemExit(f"error: the students bake in different teacher samplers {sorted(map(str, recorded))}; "
+                         "evaluate them in separate runs")
+    rec_guide, rec_interval = recorded.pop()
+    guide = rec_guide if guide is None else guide
+    interval = rec_interval if interval is None else tuple(interval)
+    options = {}
+    if guide is not None:
+        if not (Path(guide) / "config.json").is_file():
+            raise SystemExit(f"error: the students were distilled with autoguidance by {guide}, which is not here: "
+                             "pass --guide FOLDER (the same network)")
+        options["guide"] = Path(guide)
+    else:
+        options["guide"] = "cfg"
+    if interval is not None:
+        if len(interval) != 2:
+            raise SystemExit(f"error: --interval takes two times LO HI, got {list(interval)}")
+        options["interval"] = tuple(float(t) for t in interval)
+    return options
 
 
 def student_folders(paths) -> list[Path]:
@@ -329,7 +361,8 @@ def run_distillation(a, ctx) -> dict:
     out = distillation_report(teacher, a.teacher_steps, dict(sorted(students.items(), reverse=True)), a.ddim_steps,
                               load_split("eval", teacher.image_size, a.data), net=ctx.net, limit=a.limit,
                               seed=a.seed, repeats=a.repeats, dist=ctx.dist,
-                              guidance=students_guidance(students, a.guidance), other_guidance=a.other_guidance)
+                              guidance=students_guidance(students, a.guidance), other_guidance=a.other_guidance,
+                              options=students_sampler(students, a.guide, a.interval))
     out["students_from"] = sources
     return out
 
@@ -377,6 +410,10 @@ def _distillation_args(q):
     q.add_argument("--repeats", type=int, default=5, help="latency: median of this many runs")
     q.add_argument("--other-guidance", type=float, nargs="*", default=[],
                    help="extra plain-DDIM rows at each student's step count under these guidance scales")
+    q.add_argument("--guide", default=None,
+                   help="the teacher's autoguidance network (default: the one the students record)")
+    q.add_argument("--interval", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="guide the teacher only at times LO <= t <= HI (default: as the students record)")
 
 
 def _upsampler_args(q):

@@ -19,16 +19,17 @@ def probe_layout(num_classes: int, unknown_id: int, size: int) -> np.ndarray:
     return lay
 
 
-def median_latency(synth, steps: int, repeats: int = 5, guidance: float | None = None) -> float:
-    """Median seconds for one image with ``steps`` sampling steps (after one warm-up call)."""
+def median_latency(synth, steps: int, repeats: int = 5, guidance: float | None = None, **options) -> float:
+    """Median seconds for one image with ``steps`` sampling steps (after one warm-up call); ``options`` are
+    more sampler settings (a diffusion model's ``guide``, ``interval``)."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     lay = probe_layout(synth.classset.num_classes, synth.classset.unknown_id, synth.image_size)
-    synth(lay, steps=min(steps, 2), guidance=guidance)  # warm-up: first-call allocations
+    synth(lay, steps=min(steps, 2), guidance=guidance, **options)  # warm-up: first-call allocations
     times = []
     for r in range(repeats):
         t = time.perf_counter()
-        synth(lay, steps=steps, seed=r, guidance=guidance)
+        synth(lay, steps=steps, seed=r, guidance=guidance, **options)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import tiny_teacher
+from conftest import REPO, tiny_teacher
 
 from sparsesis.evaluate import main, markdown_table, shard
 from sparsesis.inputs import held_out_inputs
@@ -176,6 +176,39 @@ def test_the_teacher_is_measured_at_the_scale_its_students_bake_in():
 
 
 @pytest.mark.slow
+def test_the_teacher_is_sampled_as_its_students_were_distilled():
+    from types import SimpleNamespace
+
+    from sparsesis.evaluate import students_sampler
+
+    made = lambda guide=None, interval=None: SimpleNamespace(distilled={"guide": guide, "interval": interval})  # noqa: E731
+    assert students_sampler({4: made(), 2: made()}) == {"guide": "cfg"}
+    here = str(REPO / "checkpoints" / "ours64")
+    assert students_sampler({4: made(here, [0.2, 0.8])}) == {"guide": Path(here), "interval": (0.2, 0.8)}
+    with pytest.raises(SystemExit, match="different teacher samplers"):
+        students_sampler({4: made(here), 2: made()})
+    with pytest.raises(SystemExit, match="which is not here: pass --guide"):
+        students_sampler({4: made("runs/gone")})
+    assert students_sampler({4: made("runs/gone")}, guide=here)["guide"] == Path(here)  # moved since: say where
+
+
+def test_an_autoguided_students_teacher_rows_use_their_guide(toy_root, tmp_path):
+    from sparsesis.distill import DistillConfig, distill
+
+    teacher = tiny_teacher(toy_root, tmp_path / "teacher")
+    # guided by itself, autoguidance is the plain conditional model at every scale (classifier-free guidance is not)
+    distill(DistillConfig(teacher=teacher, run=str(tmp_path / "d"), data=str(toy_root), teacher_steps=4,
+                          final_steps=2, iters_per_stage=1, batch_size=2, threads=2, guidance=3.0, guide=teacher),
+            progress=False)
+    out = tmp_path / "distillation.json"
+    main(["distillation", "--data", str(toy_root), "--checkpoint", teacher, "--teacher-steps", "4",
+          "--students", str(tmp_path / "d" / "student_2"), "--ddim-steps", "2", "--repeats", "1",
+          "--other-guidance", "1", "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert res["teacher_sampler"] == {"guide": teacher} and res["guidance"] == 3.0
+    assert res["ddim"]["2"]["fd"] == res["ddim_other_guidance"]["1"]["2"]["fd"]
+
+
 def test_table_takes_the_image_size_from_the_model(toy_root, tmp_path):
     """A 32 px model is evaluated on the held-out split at 32 px (not a hard-coded 64)."""
     from sparsesis.train import TrainConfig, train
