@@ -7,6 +7,8 @@ photos), so the held-out set stays for the reported figures; ``--split eval`` me
         --steps 8 16 --scales 1.5 2 3 --intervals 0.2,0.8 --out results/guidance_sweep.json
 
 Rows are merged into ``--out`` by name (re-running adds or replaces rows), so a sweep can be run in parts.
+``--student NAME=FOLDER`` adds a distilled student at its own step count and built-in guidance (row
+``student-NAME``), scored the same way: how close a student comes to the sampler it was distilled from.
 """
 import argparse
 import json
@@ -48,8 +50,19 @@ def main(argv=None):
                    metavar="LO,HI", help="also classifier-free guidance only at times LO <= t <= HI")
     p.add_argument("--split", choices=["train", "eval"], default="train")
     p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--student", action="append", default=[], metavar="NAME=FOLDER",
+                   help="a distilled student, scored at its own steps and built-in guidance (repeatable)")
     p.add_argument("--only", nargs="*", default=None, help="run only these row names")
     a = parse_with_data_threads_out(p, argv, threads=1)
+    students = {}
+    for spec in a.student:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not folder:
+            p.error(f"--student takes NAME=FOLDER, got {spec!r}")
+        synth = Synthesizer.from_pretrained(folder, precision="fp32")
+        if not synth.distilled:
+            p.error(f"--student {folder}: not a distilled student (use --checkpoint for a teacher)")
+        students[name] = (folder, synth)
     teacher = Synthesizer.from_pretrained(a.checkpoint, precision="fp32")
     guides = {}
     for spec in a.guide:
@@ -76,6 +89,20 @@ def main(argv=None):
                              "n": m["n"], "seconds": round(time.time() - t0)}
         print(name, out["rows"][name], flush=True)
         save_json_atomic(path, out)  # after every row: a stopped sweep keeps what it measured
+    for name, (folder, synth) in students.items():
+        row = f"student-{name}"
+        if a.only is not None and row not in a.only:
+            continue
+        t0 = time.time()
+        m = evaluate({row: ModelGenerator(synth, name=row)}, pairs, ["random_mask"], feature_net=net, limit=a.limit,
+                     progress=False)["methods"][row]["random_mask"]
+        d = synth.distilled
+        out["rows"][row] = {"steps": synth.default_steps, "scale": synth.baked_guidance,
+                            "kind": "student of " + ("auto" if d.get("guide") else "cfg"), "folder": folder,
+                            "guide": d.get("guide"), "interval": d.get("interval"), "teacher_steps": d.get("teacher_steps"),
+                            "fd": m["fd"], "kid": m["kid"], "n": m["n"], "seconds": round(time.time() - t0)}
+        print(row, out["rows"][row], flush=True)
+        save_json_atomic(path, out)
     write_result(path, out)
 
 

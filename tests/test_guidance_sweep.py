@@ -1,0 +1,50 @@
+"""benchmarks/guidance_sweep.py: teachers' samplers and distilled students scored on training layouts."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import tiny_teacher
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sweep_main():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("guidance_sweep", REPO / "benchmarks" / "guidance_sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.mark.slow
+def test_a_student_is_scored_beside_the_teachers_samplers(toy_root, tmp_path):
+    from sparsesis.distill import DistillConfig, distill
+
+    teacher = tiny_teacher(toy_root, tmp_path / "teacher")
+    distill(DistillConfig(teacher=teacher, run=str(tmp_path / "d"), data=str(toy_root), teacher_steps=4,
+                          final_steps=2, iters_per_stage=1, batch_size=2, threads=2, guidance=3.0, guide=teacher),
+            progress=False)
+    student = str(tmp_path / "d" / "student_2")
+    out = tmp_path / "sweep.json"
+    main = sweep_main()
+    common = ["--checkpoint", teacher, "--data", str(toy_root), "--limit", "4", "--out", str(out)]
+    main([*common, "--guide", f"self={teacher}", "--steps", "2", "--scales", "3", "--student", f"s2={student}"])
+    res = json.loads(out.read_text())
+    assert set(res["rows"]) == {"cfg_s2_w3", "auto-self_s2_w3", "student-s2"}
+    row = res["rows"]["student-s2"]
+    # the student is scored at its own steps and the guidance it bakes in, and says what it was distilled from
+    assert (row["steps"], row["scale"], row["kind"], row["guide"]) == (2, 3.0, "student of auto", teacher)
+    assert row["teacher_steps"] == 4 and row["n"] == 4 and np.isfinite(row["fd"]) and np.isfinite(row["kid"])
+    # re-running a part replaces its rows and keeps the rest; every command is recorded
+    main([*common, "--steps", "2", "--scales", "3", "--student", f"s2={student}", "--only", "student-s2"])
+    res2 = json.loads(out.read_text())
+    assert res2["rows"].keys() == res["rows"].keys() and len(res2["commands"]) == 2
+    assert res2["rows"]["student-s2"]["fd"] == pytest.approx(row["fd"])  # same noise, same layouts
+    with pytest.raises(SystemExit):
+        main([*common, "--student", f"t={teacher}"])  # a teacher is not a student
+    with pytest.raises(SystemExit):
+        main([*common, "--student", student])  # NAME= missing
