@@ -74,7 +74,8 @@ def main(argv=None):
     out = json.loads(path.read_text()) if path.is_file() else {}
     out.update({"protocol": f"{a.split} split, first {a.limit} pairs, class-wise masks (mask seed 0), DDIM, fp32, "
                             f"FD-EffNetL0 and KID against those pairs' photos",
-                "checkpoint": a.checkpoint, "guides": {n: s.split("=", 1)[1] for n, s in zip(guides, a.guide)}})
+                "checkpoint": a.checkpoint,  # the guides of earlier parts stay named: their rows are kept
+                "guides": {**out.get("guides", {}), **{n: s.split("=", 1)[1] for n, s in zip(guides, a.guide)}}})
     out.setdefault("rows", {})
     out.setdefault("commands", []).append("python benchmarks/guidance_sweep.py " + " ".join(argv or sys.argv[1:]))
     for name, (steps, scale, options) in samplers(a, teacher, guides).items():

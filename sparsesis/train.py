@@ -6,7 +6,9 @@
 Re-running the same command resumes from ``<run>/state.safetensors`` (written atomically every
 ``--save-every`` steps, on Ctrl-C and at the end). ``--init-from checkpoints/<name>`` starts from shipped
 fp16 weights when the optimizer state is gone. ``<run>/export`` always holds the latest EMA weights as a
-model folder that ``Synthesizer.from_pretrained`` loads.
+model folder that ``Synthesizer.from_pretrained`` loads; ``--snapshot-every N`` also keeps one every N steps in
+``<run>/snapshots/images_<images seen>`` (milestones to choose from on training layouts, and earlier versions of
+the model to guide it with: autoguidance).
 """
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ class TrainConfig:
     steps: int = 1_000_000  # stop after this many steps ...
     minutes: float | None = None  # ... or after this much wall time in this invocation
     save_every: int = 200
+    snapshot_every: int | None = None  # keep the EMA weights every this many steps in <run>/snapshots
     sample_every: int = 1000
     sample_steps: int = 25
     device: str = "auto"
@@ -163,8 +166,8 @@ def train(cfg: TrainConfig) -> dict:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    def write_export(at_step: int):
-        save_model_dir(run / "export", ema.model.state_dict(),
+    def write_export(at_step: int, folder: Path | None = None):
+        save_model_dir(folder or run / "export", ema.model.state_dict(),
                        diffusion_config(unet_cfg, classset, cfg, record={**record, "step": at_step}))
 
     if dist.is_main:
@@ -234,6 +237,8 @@ def train(cfg: TrainConfig) -> dict:
                 if dist.is_main:
                     save()
                 D.barrier(dist)
+            if cfg.snapshot_every and step % cfg.snapshot_every == 0 and dist.is_main:
+                write_export(step, run / "snapshots" / f"images_{record['images_seen']:07d}")
             if step % cfg.sample_every == 0 and dist.is_main:
                 sample_grid(ema.model, eval_pairs, classset, device, cfg.sample_steps, run / "samples" / f"step_{step:07d}.png")
     finally:
@@ -291,6 +296,7 @@ def parse_args(argv=None) -> TrainConfig:
                              "steps": "stop at this total step", "minutes": "stop after this wall time (this invocation)",
                              "decay_from": "cosine-anneal the learning rate from this (absolute) step; default: constant",
                              "threads": "CPU threads for torch",
+                             "snapshot_every": "also keep the EMA weights every this many steps in <run>/snapshots",
                              "init_from": "model folder to start from when the run has no state",
                              "precision": "CPU training precision (bf16 pays only where the CPU has native bf16)"})
     p.add_argument("--hide-range", type=float, nargs=2, default=MaskConfig().hide_range, metavar=("LO", "HI"),

@@ -43,6 +43,7 @@ def test_a_student_is_scored_beside_the_teachers_samplers(toy_root, tmp_path):
     main([*common, "--steps", "2", "--scales", "3", "--student", f"s2={student}", "--only", "student-s2"])
     res2 = json.loads(out.read_text())
     assert res2["rows"].keys() == res["rows"].keys() and len(res2["commands"]) == 2
+    assert res2["guides"] == {"self": teacher}  # named by the first part, kept by the second
     assert res2["rows"]["student-s2"]["fd"] == pytest.approx(row["fd"])  # same noise, same layouts
     with pytest.raises(SystemExit):
         main([*common, "--student", f"t={teacher}"])  # a teacher is not a student

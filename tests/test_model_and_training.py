@@ -151,6 +151,20 @@ def test_resume_continues_exactly(toy_root, tmp_path):
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
 
 
+def test_snapshots_keep_the_ema_weights_at_their_step(toy_root, tmp_path):
+    """--snapshot-every keeps loadable model folders named by images seen; the last one is the export."""
+    record = train(replace(_cfg(toy_root, tmp_path / "a", 4), snapshot_every=2))
+    snaps = sorted(p.name for p in (tmp_path / "a" / "snapshots").iterdir())
+    assert snaps == ["images_0000008", "images_0000016"] and record["images_seen"] == 16
+    first, last = (Synthesizer.from_pretrained(tmp_path / "a" / "snapshots" / n) for n in snaps)
+    assert (first.config["record"]["step"], last.config["record"]["step"]) == (2, 4)
+    export = Synthesizer.from_pretrained(tmp_path / "a" / "export")
+    for a, b in zip(last.model.state_dict().values(), export.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert any((x != y).any() for x, y in zip(first.model.state_dict().values(), last.model.state_dict().values()))
+    assert parse_args(["--snapshot-every", "500"]).snapshot_every == 500
+
+
 def test_learning_rate_warms_up_holds_then_anneals():
     constant = TrainConfig(lr=2e-4, warmup_steps=100)
     assert learning_rate(0, constant) == pytest.approx(2e-6)
