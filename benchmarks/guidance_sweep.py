@@ -39,6 +39,17 @@ def samplers(a, teacher, guides: dict):
     return rows
 
 
+def named_folders(parser, flag: str, specs: list[str]) -> dict:
+    """``NAME=FOLDER`` arguments -> {name: folder}; a usage error for any other form."""
+    named = {}
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not folder:
+            parser.error(f"{flag} takes NAME=FOLDER, got {spec!r}")
+        named[name] = folder
+    return named
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="the teacher (an undistilled diffusion model folder)")
@@ -54,20 +65,13 @@ def main(argv=None):
                    help="a distilled student, scored at its own steps and built-in guidance (repeatable)")
     p.add_argument("--only", nargs="*", default=None, help="run only these row names")
     a = parse_with_data_threads_out(p, argv, threads=1)
-    students = {}
-    for spec in a.student:
-        name, sep, folder = spec.partition("=")
-        if not sep or not name or not folder:
-            p.error(f"--student takes NAME=FOLDER, got {spec!r}")
-        synth = Synthesizer.from_pretrained(folder, precision="fp32")
+    guide_folders, student_folders = named_folders(p, "--guide", a.guide), named_folders(p, "--student", a.student)
+    students = {name: Synthesizer.from_pretrained(folder, precision="fp32") for name, folder in student_folders.items()}
+    for name, synth in students.items():
         if not synth.distilled:
-            p.error(f"--student {folder}: not a distilled student (use --checkpoint for a teacher)")
-        students[name] = (folder, synth)
+            p.error(f"--student {student_folders[name]}: not a distilled student (use --checkpoint for a teacher)")
     teacher = Synthesizer.from_pretrained(a.checkpoint, precision="fp32")
-    guides = {}
-    for spec in a.guide:
-        name, folder = spec.split("=", 1)
-        guides[name] = Synthesizer.from_pretrained(folder, precision="fp32")
+    guides = {name: Synthesizer.from_pretrained(folder, precision="fp32") for name, folder in guide_folders.items()}
     pairs = load_split(a.split, teacher.image_size, a.data, progress=False)
     net = feature_network("effnet-lite0")
     path = Path(a.out)
@@ -75,35 +79,31 @@ def main(argv=None):
     out.update({"protocol": f"{a.split} split, first {a.limit} pairs, class-wise masks (mask seed 0), DDIM, fp32, "
                             f"FD-EffNetL0 and KID against those pairs' photos",
                 "checkpoint": a.checkpoint,  # the guides of earlier parts stay named: their rows are kept
-                "guides": {**out.get("guides", {}), **{n: s.split("=", 1)[1] for n, s in zip(guides, a.guide)}}})
+                "guides": {**out.get("guides", {}), **guide_folders}})
     out.setdefault("rows", {})
     out.setdefault("commands", []).append("python benchmarks/guidance_sweep.py " + " ".join(argv or sys.argv[1:]))
-    for name, (steps, scale, options) in samplers(a, teacher, guides).items():
+    # every row: (its generator, what the row says of it besides the figures)
+    rows = {name: (ModelGenerator(teacher, steps=steps, guidance=scale, name=name, options=options),
+                   {"steps": steps, "scale": scale, "kind": "auto" if "auto-" in name else "cfg",
+                    "interval": list(options.get("interval", ())) or None})
+            for name, (steps, scale, options) in samplers(a, teacher, guides).items()}
+    for name, synth in students.items():
+        d = synth.distilled
+        rows[f"student-{name}"] = (ModelGenerator(synth, name=f"student-{name}"),
+                                   {"steps": synth.default_steps, "scale": synth.baked_guidance,
+                                    "kind": "student of " + ("auto" if d.get("guide") else "cfg"),
+                                    "folder": student_folders[name], "guide": d.get("guide"),
+                                    "interval": d.get("interval"), "teacher_steps": d.get("teacher_steps")})
+    for name, (gen, described) in rows.items():
         if a.only is not None and name not in a.only:
             continue
         t0 = time.time()
-        gen = ModelGenerator(teacher, steps=steps, guidance=scale, name=name, options=options)
         m = evaluate({name: gen}, pairs, ["random_mask"], feature_net=net, limit=a.limit, progress=False)
         m = m["methods"][name]["random_mask"]
-        out["rows"][name] = {"steps": steps, "scale": scale, "kind": "auto" if "auto-" in name else "cfg",
-                             "interval": list(options.get("interval", ())) or None, "fd": m["fd"], "kid": m["kid"],
-                             "n": m["n"], "seconds": round(time.time() - t0)}
+        out["rows"][name] = {**described, "fd": m["fd"], "kid": m["kid"], "n": m["n"],
+                             "seconds": round(time.time() - t0)}
         print(name, out["rows"][name], flush=True)
         save_json_atomic(path, out)  # after every row: a stopped sweep keeps what it measured
-    for name, (folder, synth) in students.items():
-        row = f"student-{name}"
-        if a.only is not None and row not in a.only:
-            continue
-        t0 = time.time()
-        m = evaluate({row: ModelGenerator(synth, name=row)}, pairs, ["random_mask"], feature_net=net, limit=a.limit,
-                     progress=False)["methods"][row]["random_mask"]
-        d = synth.distilled
-        out["rows"][row] = {"steps": synth.default_steps, "scale": synth.baked_guidance,
-                            "kind": "student of " + ("auto" if d.get("guide") else "cfg"), "folder": folder,
-                            "guide": d.get("guide"), "interval": d.get("interval"), "teacher_steps": d.get("teacher_steps"),
-                            "fd": m["fd"], "kid": m["kid"], "n": m["n"], "seconds": round(time.time() - t0)}
-        print(row, out["rows"][row], flush=True)
-        save_json_atomic(path, out)
     write_result(path, out)
 
 
