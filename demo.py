@@ -318,7 +318,8 @@ class Demo:
         if not g.is_diffusion:
             text = "one generator pass (GAN: steps and guidance do not apply)"
         else:
-            g_text = f"guidance {g.guidance_label:g} (built in)" if g.distilled else f"guidance {float(guidance):g}"
+            scale = g.guidance_label if g.distilled else float(guidance)
+            g_text = f"{g.guidance_kind} {scale:g}" + (" (built in)" if g.distilled else "")
             text = f"{steps} step(s) · {g_text}"
         labelled = float((ids != pipe.classset.unknown_id).mean())
         return (f"**{ms:.0f} ms** · {method} · {text} · seed {seed} · {pipe.output_size}px via {how} · "

@@ -116,21 +116,45 @@ def guided(model: Callable, cond, uncond, scale: float, both=None) -> ModelFn:
     """
     if scale == 1.0:
         return lambda z, t: model(z, t, cond)
-    both = torch.cat([cond, uncond]) if both is None else both
+    pair = cond_uncond(model, cond, uncond, both)
 
     def fn(z, t):
-        v = model(torch.cat([z, z]), torch.cat([t, t]), both)
-        v_c, v_u = v.chunk(2)
+        v_c, v_u = pair(z, t)
         return v_u + scale * (v_c - v_u)
 
     return fn
 
 
-def autoguided(main: Callable, guide: Callable, scale: float) -> ModelFn:
+def cond_uncond(model: Callable, cond, uncond, both=None):
+    """``(z, t) -> (v_c, v_u)``: the conditional and the unconditional prediction from one batched pass
+    (``both`` as in ``guided``)."""
+    both = torch.cat([cond, uncond]) if both is None else both
+
+    def fn(z, t):
+        return model(torch.cat([z, z]), torch.cat([t, t]), both).chunk(2)
+
+    return fn
+
+
+def autoguided(main: Callable, guide: Callable, scale: float, pair: Callable | None = None,
+               cfg_scale: float = 1.0) -> ModelFn:
     """Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"):
     v = v_guide + scale * (v_main - v_guide), both ``main(z, t)`` and ``guide(z, t)`` conditioned on the same
     layout; the guide is a weaker model of the same task (an earlier checkpoint, a smaller network). One pass
-    of each network per step; ``scale == 1`` is the main model alone."""
+    of each network per step; ``scale == 1`` is the main model alone.
+
+    ``cfg_scale != 1`` adds classifier-free guidance on top (``pair`` from ``cond_uncond``):
+    v = v_c + (scale - 1)(v_c - v_guide) + (cfg_scale - 1)(v_c - v_u). Autoguidance pulls towards photos,
+    the classifier-free term towards the layout; three passes a step (two of them batched)."""
+    if cfg_scale != 1.0:
+        if pair is None:
+            raise ValueError("classifier-free guidance on top of autoguidance needs the conditional/unconditional pair")
+
+        def both_fn(z, t):
+            v_c, v_u = pair(z, t)
+            return v_c + (scale - 1.0) * (v_c - guide(z, t)) + (cfg_scale - 1.0) * (v_c - v_u)
+
+        return both_fn
     if scale == 1.0:
         return main
 

@@ -8,8 +8,10 @@ what the teacher takes in two; then it becomes the teacher and the step count ha
 distilled at one fixed scale (``--guidance``), so the student's single pass reproduces ``v_u + w (v_c - v_u)``
 and each student step costs one network pass instead of two (Meng et al. 2023 condition the student on w
 instead); ``--guide FOLDER`` distils autoguidance by that weaker model instead, ``--interval LO HI`` guidance on
-those noise levels only. A student's config records the scale (and guide) it baked in; ``Synthesizer`` refuses
-another scale for it. The shipped students' recipes and how they measure: ``checkpoints/README.md`` and
+those noise levels only, ``--cfg-scale C`` (with ``--guide``) classifier-free guidance at C on top of the
+autoguidance. A student's config records the scale (and guide) it baked in; ``Synthesizer`` refuses
+another scale for it. ``--student-init FOLDER`` starts the first stage from a student of a nearby sampler
+(its distillation budget is counted in the new student's). The shipped students' recipes and how they measure: ``checkpoints/README.md`` and
 ``results/README.md``.
 
 Layout: ``<run>/state.safetensors`` (the stage in progress: student, optimizer, iteration), and one
@@ -28,7 +30,7 @@ import torch
 from .batches import classwise_masker, make_batch
 from .checkpoint import STATE_FILE, read_metadata, save_model_dir
 from .classes import one_hot
-from .diffusion import (alpha_sigma, autoguided, ddim_step, guidance_interval, guided, logsnr_cosine, q_sample,
+from .diffusion import (alpha_sigma, autoguided, cond_uncond, ddim_step, guidance_interval, guided, logsnr_cosine, q_sample,
                         x_eps_from_v)
 from .masking import MaskConfig
 from .training import TrainingLoop, config_from_args, config_parser, load_state, save_state, set_threads
@@ -47,6 +49,8 @@ class DistillConfig:
     guidance: float | None = 4.0  # the scale baked into the student; None: the teacher's own default
     guide: str | None = None  # autoguidance: a weaker model folder guides the teacher (default: classifier-free)
     interval: tuple[float, ...] | None = None  # (lo, hi): the teacher guided only at times lo <= t <= hi
+    cfg_scale: float = 1.0  # with --guide: classifier-free guidance at this scale on top of the autoguidance
+    student_init: str | None = None  # the first stage's student starts from this model folder, not the teacher
     seed: int = 0
     save_every: int = 40
     threads: int | None = None
@@ -114,14 +118,15 @@ def distill_loss(student_fn, teacher_fn, x: torch.Tensor, noise: torch.Tensor, t
     return torch.clamp(snr, min=1.0) * ((x_student - target) ** 2).mean(dim=(1, 2, 3))
 
 
-def guided_teacher(teacher, lay, uncond, scale: float, guide=None, interval=None):
+def guided_teacher(teacher, lay, uncond, scale: float, guide=None, interval=None, cfg_scale: float = 1.0):
     """The sampler a first stage distils, ``(z, t) -> v``: the teacher under classifier-free guidance at
-    ``scale`` (or autoguidance by the network ``guide``), guided only within ``interval`` when given."""
+    ``scale`` (or autoguidance by the network ``guide``, with classifier-free guidance at ``cfg_scale`` on top),
+    guided only within ``interval`` when given."""
     plain = guided(teacher, lay, None, 1.0)
-    if scale == 1.0:
+    if scale == 1.0 and cfg_scale == 1.0:
         return plain
-    fn = (autoguided(plain, guided(guide, lay, None, 1.0), scale) if guide is not None
-          else guided(teacher, lay, uncond, scale))
+    fn = (autoguided(plain, guided(guide, lay, None, 1.0), scale, cond_uncond(teacher, lay, uncond), cfg_scale)
+          if guide is not None else guided(teacher, lay, uncond, scale))
     return guidance_interval(fn, plain, *interval) if interval is not None else fn
 
 
@@ -150,6 +155,9 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
         if guide_synth.distilled or guide_synth.classset.to_dict() != base.classset.to_dict():
             raise ValueError(f"--guide {cfg.guide}: the guide must be an undistilled model of the teacher's classes")
         guide = guide_synth.model.float().eval().requires_grad_(False)
+    if cfg.cfg_scale != 1.0 and cfg.guide is None:
+        raise ValueError("--cfg-scale adds classifier-free guidance to autoguidance: it needs --guide "
+                         "(for classifier-free guidance alone, use --guidance)")
     if cfg.interval is not None and len(cfg.interval) != 2:
         raise ValueError(f"--interval takes two times LO HI, got {cfg.interval}")
     classset = base.classset
@@ -170,6 +178,16 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
         before = (teacher_synth.distilled or {}).get("total", {"images": 0, "seconds": 0.0})  # earlier stages
         teacher = teacher_synth.model.float().eval().requires_grad_(False)
         student = copy.deepcopy(teacher).train().requires_grad_(True)
+        if n == plan[0] and cfg.student_init is not None:  # a warm start: a student of a nearby sampler
+            init = Synthesizer.from_pretrained(cfg.student_init)
+            if not init.distilled or init.default_steps != n:
+                raise ValueError(f"--student-init {cfg.student_init}: needs a distilled {n}-step student "
+                                 f"(the first stage's), got {init.default_steps} steps")
+            try:
+                student.load_state_dict(init.model.float().state_dict())
+            except RuntimeError:
+                raise ValueError(f"--student-init {cfg.student_init}: its network differs from the teacher's") from None
+            before = init.distilled.get("total", before)  # its budget counts towards this student's
         opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
         it, elapsed = 0, 0.0  # elapsed: training seconds of this stage, carried across resumes
         if state_path.is_file() and int(read_metadata(state_path).get("stage", -1)) == n:
@@ -192,7 +210,8 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
                 t = student_times(n, cfg.batch_size, g)
                 noise = torch.randn(batch.photos.shape, generator=g)
                 # the first stage distils the guided teacher; later stages copy an already guided student
-                teacher_fn = (guided_teacher(teacher, lay, uncond, guidance, guide, cfg.interval) if n == plan[0]
+                teacher_fn = (guided_teacher(teacher, lay, uncond, guidance, guide, cfg.interval, cfg.cfg_scale)
+                              if n == plan[0]
                               else guided(teacher, lay, None, 1.0))
                 loss = distill_loss(lambda z, tt: student(z, tt, lay), teacher_fn, batch.photos, noise, t, n).mean()
                 for group in opt.param_groups:  # linear decay to zero within each stage (no EMA needed)
@@ -213,6 +232,9 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
         cfg_out["sampling"] = {"sampler": "ddim", "steps": n, "guidance": 1.0}
         cfg_out["distillation"] = {"steps": n, "guidance": guidance, "teacher": str(cfg.teacher),
                                    "guide": cfg.guide, "interval": list(cfg.interval) if cfg.interval else None,
+                                   **({"cfg_scale": cfg.cfg_scale} if cfg.cfg_scale != 1.0 else {}),
+                                   **({"student_init": cfg.student_init} if cfg.student_init and n == plan[0]
+                                      else {}),
                                    "teacher_steps": cfg.teacher_steps, "iterations": iters[n],
                                    "batch_size": cfg.batch_size, "lr": cfg.lr, "final_loss": loss_avg,
                                    "stage": {"images": iters[n] * cfg.batch_size, "seconds": seconds},
@@ -230,7 +252,10 @@ def parse_config(argv=None) -> DistillConfig:
                       helps={"iters_per_stage": "one count for every stage, or one per stage (first stage first)",
                              "guidance": "the scale to bake in (the shipped students': 4)",
                              "guide": "autoguidance: a weaker model folder as the guide (default: classifier-free)",
-                             "interval": "LO HI: guide the teacher only at times LO <= t <= HI"})
+                             "interval": "LO HI: guide the teacher only at times LO <= t <= HI",
+                             "cfg_scale": "with --guide: classifier-free guidance at this scale on top (1: none)",
+                             "student_init": "start the first stage's student from this distilled student "
+                                             "(a nearby sampler's) instead of the teacher"})
     cfg = config_from_args(DistillConfig, p.parse_args(argv))
     try:
         stage_iterations(cfg.iters_per_stage, stage_plan(cfg.teacher_steps, cfg.final_steps))

@@ -142,7 +142,8 @@ def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps,
                               "images from the same layouts and noise: how closely it reproduces the full sampler",
            "teacher": {}, "students": {}, "ddim": {}}
     if options:
-        out["teacher_sampler"] = {k: (str(v) if k == "guide" else list(v)) for k, v in options.items()}
+        out["teacher_sampler"] = {k: (str(v) if k == "guide" else list(v) if k == "interval" else v)
+                                  for k, v in options.items()}
     if others:
         out["ddim_other_guidance"] = {f"{g:g}": {} for g in others}
     for (group, n), (synth, steps, g) in rows.items():
@@ -221,14 +222,15 @@ def students_guidance(students: dict, requested: float | None) -> float:
 
 
 def students_sampler(students: dict, guide: str | None = None, interval=None) -> dict:
-    """The teacher's sampler options that the students baked in (``guide``, ``interval``; they must agree), as
-    ``Synthesizer`` takes them. ``guide`` / ``interval`` override the recorded ones (a guide folder that has moved
-    since the distillation); a recorded guide that is not there is a clear error."""
-    recorded = {(s.distilled.get("guide"), tuple(s.distilled.get("interval") or ()) or None) for s in students.values()}
+    """The teacher's sampler options that the students baked in (``guide``, ``interval``, ``cfg_scale``; they must
+    agree), as ``Synthesizer`` takes them. ``guide`` / ``interval`` override the recorded ones (a guide folder that
+    has moved since the distillation); a recorded guide that is not there is a clear error."""
+    recorded = {(s.distilled.get("guide"), tuple(s.distilled.get("interval") or ()) or None,
+                 float(s.distilled.get("cfg_scale") or 1.0)) for s in students.values()}
     if len(recorded) != 1:
         raise SystemExit(f"error: the students bake in different teacher samplers {sorted(map(str, recorded))}; "
                          "evaluate them in separate runs")
-    rec_guide, rec_interval = recorded.pop()
+    rec_guide, rec_interval, cfg_scale = recorded.pop()
     guide = rec_guide if guide is None else guide
     interval = rec_interval if interval is None else tuple(interval)
     options = {}
@@ -243,6 +245,8 @@ def students_sampler(students: dict, guide: str | None = None, interval=None) ->
         if len(interval) != 2:
             raise SystemExit(f"error: --interval takes two times LO HI, got {list(interval)}")
         options["interval"] = tuple(float(t) for t in interval)
+    if cfg_scale != 1.0:
+        options["cfg_scale"] = cfg_scale
     return options
 
 

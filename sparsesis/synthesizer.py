@@ -13,10 +13,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoint import load_classes, load_model
+from .checkpoint import CONFIG_FILE, CheckpointError, load_classes, load_model
 from .classes import ClassSet, one_hot
 from .data import photo_to_tensor, tensor_to_photo
-from .diffusion import SAMPLERS, Known, Step, autoguided, guidance_interval, guided, q_sample
+from .diffusion import SAMPLERS, Known, Step, autoguided, cond_uncond, guidance_interval, guided, q_sample
 from .layouts import is_single, region_at, to_ids
 from .precision import resolve_precision
 from .schema import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DIFFUSION_KIND
@@ -75,7 +75,7 @@ class Synthesizer:
                  sampler: str | None = None, callback: Callable[[Step], None] | None = None,
                  return_trajectory: bool = False, snap_colors: bool = False, init=None, strength: float = 1.0,
                  keep=None, region=None, resample: int = 1, guide: "Synthesizer | str | None" = None,
-                 interval: tuple[float, float] | None = None):
+                 interval: tuple[float, float] | None = None, cfg_scale: float | None = None):
         """Generate RGB uint8 images: ``(H, W, 3)`` for one layout, ``(B, H, W, 3)`` for a batch.
 
         Image ``i`` of a batch uses seed ``seed + i``, so it does not depend on the batch size.
@@ -92,7 +92,9 @@ class Synthesizer:
         classifier-free guidance (against the all-UNKNOWN layout); a ``Synthesizer`` (or a folder path) is
         *autoguidance*: a weaker model of the same classes, conditioned on the same layout. ``interval=(lo, hi)``
         applies the guidance only at times ``lo <= t <= hi`` (default: the folder's ``sampling.interval`` or
-        always). Either way one pass of each network per step.
+        always). Either way one pass of each network per step. ``cfg_scale`` (with autoguidance; default the
+        folder's ``sampling.cfg_scale`` or 1, none) adds classifier-free guidance on top, for a picture that
+        follows the strokes more closely: ``v_c + (guidance - 1)(v_c - v_guide) + (cfg_scale - 1)(v_c - v_u)``.
         """
         single = is_single(layout)
         ids = self.layout_ids(layout, snap_colors)
@@ -100,6 +102,7 @@ class Synthesizer:
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
         guidance = self._guidance(guidance)
+        cfg_scale = self._cfg_scale(cfg_scale)
         sampler = sampler or self.default_sampler
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
@@ -126,7 +129,7 @@ class Synthesizer:
             known = Known(self._images_in(keep, b, "keep"), mask, eps)
         lay = torch.from_numpy(ids).to(self.device)
         cond = one_hot(lay, self.classset.num_channels).contiguous(memory_format=torch.channels_last)
-        model_fn = self._model_fn(cond, lay, guidance, guide, interval)
+        model_fn = self._model_fn(cond, lay, guidance, guide, interval, cfg_scale)
         traj = Trajectory([], [], []) if return_trajectory else None
 
         def report(st: Step):
@@ -175,20 +178,27 @@ class Synthesizer:
             raise ValueError(f"{name} holds {len(a)} images for {b} layouts")
         return photo_to_tensor(a).expand(b, -1, -1, -1).to(self.device)
 
-    def _model_fn(self, cond, lay, guidance: float, guide, interval):
+    def _model_fn(self, cond, lay, guidance: float, guide, interval, cfg_scale: float = 1.0):
         """The guided model function ``(z, t) -> v`` for one batch of layouts (the layout branch runs once here,
         not at every step)."""
         net = self._network()
         plain = self.conditional(cond)
-        if guidance == 1.0:
+        if guidance == 1.0 and cfg_scale == 1.0:
             return plain
         guide = self._guide(guide)
-        if guide is not None:
-            model_fn = autoguided(plain, guide.conditional(cond), guidance)
-        else:
+        if guide is None and cfg_scale != 1.0:
+            raise ValueError("cfg_scale adds classifier-free guidance to autoguidance, and there is no guide here: "
+                             "pass guide=FOLDER, or set guidance (the classifier-free scale) instead")
+
+        def both():
             uncond = one_hot(torch.full_like(lay, self.classset.unknown_id), self.classset.num_channels)
-            both = self._condition(torch.cat([cond, uncond.contiguous(memory_format=torch.channels_last)]))
-            model_fn = guided(net, None, None, guidance, both=both)
+            return self._condition(torch.cat([cond, uncond.contiguous(memory_format=torch.channels_last)]))
+
+        if guide is not None:
+            pair = cond_uncond(net, None, None, both()) if cfg_scale != 1.0 else None
+            model_fn = autoguided(plain, guide.conditional(cond), guidance, pair, cfg_scale)
+        else:
+            model_fn = guided(net, None, None, guidance, both=both())
         interval = self.config.get("sampling", {}).get("interval") if interval is None else interval
         if interval is not None:
             model_fn = guidance_interval(model_fn, plain, float(interval[0]), float(interval[1]))
@@ -208,6 +218,9 @@ class Synthesizer:
             if default is None or self.folder is None:
                 return None
             guide = (self.folder / default).resolve()
+            if not (guide / CONFIG_FILE).is_file():
+                raise CheckpointError(f"{self.folder / CONFIG_FILE} names the guide {default!r}, but {guide} holds no "
+                                      "model: restore that folder, or pass guide='cfg' for classifier-free guidance")
         if not isinstance(guide, Synthesizer):
             key = str(guide)
             if key not in self._guides:
@@ -234,6 +247,19 @@ class Synthesizer:
             return 1.0
         return self.default_guidance if guidance is None else guidance
 
+    def _cfg_scale(self, cfg_scale) -> float:
+        if cfg_scale is not None:
+            cfg_scale = float(cfg_scale)
+            if not np.isfinite(cfg_scale) or cfg_scale < 0:
+                raise ValueError(f"cfg_scale must be a finite number >= 0, got {cfg_scale}")
+        if self.distilled:
+            baked = float(self.distilled.get("cfg_scale") or 1.0)
+            if cfg_scale is not None and abs(cfg_scale - baked) > 1e-6:
+                raise ValueError(f"this distilled student has cfg_scale {baked:g} built in; pass cfg_scale=None "
+                                 "(or that value), or use the undistilled teacher to change it")
+            return 1.0
+        return float(self.config.get("sampling", {}).get("cfg_scale", 1.0)) if cfg_scale is None else cfg_scale
+
     def info(self) -> dict:
         """Parameters and training budget; a student's budget is its teacher's plus every distillation stage."""
         rec = self.config.get("record", {})
@@ -248,6 +274,13 @@ class Synthesizer:
     def guidance_label(self) -> float:
         """The guidance scale the images reflect (the baked one for a student)."""
         return self.baked_guidance if self.distilled else self.default_guidance
+
+    @property
+    def guidance_kind(self) -> str:
+        """``"autoguidance"`` where a weaker model guides the images (the folder's default guide, or the one a
+        student was distilled with), else ``"classifier-free"``."""
+        guide = (self.distilled or {}).get("guide") if self.distilled else self.config.get("sampling", {}).get("guide")
+        return "autoguidance" if guide else "classifier-free"
 
     def _autocast(self):
         return torch.autocast("cpu" if self.device.type == "cpu" else "cuda", dtype=torch.bfloat16,

@@ -275,6 +275,33 @@ def test_shipped_checkpoint_is_discovered_and_loads():
 
     synth = Synthesizer.from_pretrained(models["ours64"])
     assert synth.image_size == 64 and synth.classset == LABELMEFACADE
+    assert "guide" not in models  # the teacher's guide lives inside its folder, not beside it as a model
+
+
+def test_the_picture_caption_names_the_guidance_kind(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from sparsesis import Synthesizer
+
+    plain = tiny_checkpoint(tmp_path / "plain")
+    tiny_checkpoint(tmp_path / "auto")
+    tiny_checkpoint(tmp_path / "auto" / "guide")
+    cfg = json.loads((tmp_path / "auto" / "config.json").read_text())
+    cfg["sampling"]["guide"] = "guide"
+    (tmp_path / "auto" / "config.json").write_text(json.dumps(cfg))
+    ids = np.full((32, 32), LABELMEFACADE.unknown_id)
+
+    def caption(folder, guidance):
+        pipe = SimpleNamespace(generator=Synthesizer.from_pretrained(folder), classset=LABELMEFACADE, output_size=128)
+        return demo.Demo.describe(pipe, "m", 4, 0, guidance, "bicubic", ids, 1.0)
+
+    assert "classifier-free 2 ·" in caption(plain, 2.0)
+    assert "autoguidance 2.5 ·" in caption(tmp_path / "auto", 2.5)
+    student = Synthesizer.from_pretrained(REPO / "checkpoints" / "ours64-student4")
+    text = demo.Demo.describe(SimpleNamespace(generator=student, classset=LABELMEFACADE, output_size=256),
+                              "ours64-student4", 4, 0, 2.0, "bicubic", np.full((64, 64), 9), 1.0)
+    assert f"{student.guidance_kind} {student.baked_guidance:g} (built in)" in text  # not the slider's 2
 
 
 @pytest.mark.browser

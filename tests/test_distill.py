@@ -157,6 +157,12 @@ def test_the_first_stage_distils_the_sampler_asked_for():
     torch.testing.assert_close(auto, torch.full_like(z, 6.0))
     outside = guided_teacher(teacher, lay, uncond, 3.0, interval=(0.6, 1.0))(z, t)  # t = 0.5: unguided
     torch.testing.assert_close(outside, torch.full_like(z, 3.0))
+    # classifier-free on top of autoguidance: v_c + (3 - 1)(v_c - v_g) + (2 - 1)(v_c - v_u) = 3 + 3 + 1
+    both = guided_teacher(teacher, lay, uncond, 3.0, guide=guide, cfg_scale=2.0)(z, t)
+    torch.testing.assert_close(both, torch.full_like(z, 7.0))
+    # autoguidance at 1 leaves classifier-free guidance alone
+    torch.testing.assert_close(guided_teacher(teacher, lay, uncond, 1.0, guide=guide, cfg_scale=2.0)(z, t),
+                               guided_teacher(teacher, lay, uncond, 2.0)(z, t))
 
 
 @pytest.mark.slow
@@ -171,3 +177,28 @@ def test_an_autoguided_distillation_records_its_guide(toy_root, tmp_path):
         distill(DistillConfig(teacher=teacher, run=str(tmp_path / "e"), data=str(toy_root), teacher_steps=4,
                               final_steps=2, iters_per_stage=1, batch_size=2, guide=str(student_dir(tmp_path / "d", 2))),
                 progress=False)
+
+
+@pytest.mark.slow
+def test_a_distillation_with_both_guidances_warm_started_from_a_student(toy_root, tmp_path):
+    """--cfg-scale adds classifier-free guidance to the autoguided sampler; --student-init starts the first stage
+    from an earlier student, whose budget the new student's record carries."""
+    teacher = tiny_teacher(toy_root, tmp_path / "teacher")
+    common = dict(teacher=teacher, data=str(toy_root), teacher_steps=4, final_steps=2, batch_size=2, threads=2)
+    distill(DistillConfig(run=str(tmp_path / "a"), iters_per_stage=2, guide=teacher, **common), progress=False)
+    first = Synthesizer.from_pretrained(student_dir(tmp_path / "a", 2))
+    distill(DistillConfig(run=str(tmp_path / "b"), iters_per_stage=1, guide=teacher, cfg_scale=2.0,
+                          student_init=str(student_dir(tmp_path / "a", 2)), **common), progress=False)
+    s = Synthesizer.from_pretrained(student_dir(tmp_path / "b", 2))
+    assert s.distilled["cfg_scale"] == 2.0 and s.distilled["student_init"] == str(student_dir(tmp_path / "a", 2))
+    assert s.distilled["total"]["images"] == first.distilled["total"]["images"] + 2  # 2 + one iteration of 2
+    assert s.guidance_kind == "autoguidance"
+    lay = np.full((32, 32), s.classset.unknown_id)
+    np.testing.assert_array_equal(s(lay, seed=1, cfg_scale=2.0), s(lay, seed=1))  # its own scale is accepted
+    with pytest.raises(ValueError, match="cfg_scale 2 built in"):
+        s(lay, seed=1, cfg_scale=3.0)
+    with pytest.raises(ValueError, match="needs --guide"):
+        distill(DistillConfig(run=str(tmp_path / "c"), iters_per_stage=1, cfg_scale=2.0, **common), progress=False)
+    with pytest.raises(ValueError, match="distilled 4-step student"):
+        distill(DistillConfig(run=str(tmp_path / "d"), iters_per_stage=1, guide=teacher,
+                              student_init=teacher, **{**common, "teacher_steps": 8}), progress=False)

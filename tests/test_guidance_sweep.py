@@ -45,6 +45,19 @@ def test_a_student_is_scored_beside_the_teachers_samplers(toy_root, tmp_path):
     assert res2["rows"].keys() == res["rows"].keys() and len(res2["commands"]) == 2
     assert res2["guides"] == {"self": teacher}  # named by the first part, kept by the second
     assert res2["rows"]["student-s2"]["fd"] == pytest.approx(row["fd"])  # same noise, same layouts
+    # with a segmenter, each row also says how closely it follows the layout
+    from sparsesis.segmenter import train_segmenter
+
+    train_segmenter(tmp_path / "seg", toy_root, size=32, steps=2, batch_size=2, progress=False)
+    main([*common, "--steps", "2", "--scales", "3", "--only", "cfg_s2_w3", "--segmenter", str(tmp_path / "seg" / "export")])
+    res3 = json.loads(out.read_text())
+    assert 0.0 <= res3["rows"]["cfg_s2_w3"]["miou"] <= 1.0 and "miou" not in res3["rows"]["student-s2"]
+    assert res3["rows"]["cfg_s2_w3"]["fd"] == pytest.approx(res["rows"]["cfg_s2_w3"]["fd"])
+    # classifier-free guidance on top of each guide's autoguidance: rows of their own
+    main([*common, "--guide", f"self={teacher}", "--steps", "2", "--scales", "3", "--cfg-scales", "1", "2",
+          "--only", "auto-self_s2_w3_c2"])
+    row4 = json.loads(out.read_text())["rows"]["auto-self_s2_w3_c2"]
+    assert (row4["kind"], row4["scale"], row4["cfg_scale"]) == ("auto", 3.0, 2.0) and np.isfinite(row4["fd"])
     with pytest.raises(SystemExit):
         main([*common, "--student", f"t={teacher}"])  # a teacher is not a student
     with pytest.raises(SystemExit):

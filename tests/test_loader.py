@@ -172,26 +172,38 @@ def test_autoguidance_and_interval_guidance_in_the_synthesizer(tmp_path):
     layout = np.full((64, 64), main.classset.unknown_id)
     layout[:20] = main.classset.names.index("sky")
     layout[30:] = main.classset.names.index("building")
-    cfg = main(layout, steps=3, seed=1, guidance=2.0)
+    cfg = main(layout, steps=3, seed=1, guidance=2.0, guide="cfg")
     with pytest.raises(ValueError, match="distilled student cannot guide"):
         main(layout, steps=3, seed=1, guidance=2.0, guide=guide)
     folder = tmp_path / "main"
-    shutil.copytree(REPO / "checkpoints" / "ours64", folder)
-    shutil.copytree(REPO / "checkpoints" / "ours64", tmp_path / "guide")
+    shutil.copytree(REPO / "checkpoints" / "ours64", folder, ignore=shutil.ignore_patterns("guide"))
+    shutil.copytree(REPO / "checkpoints" / "ours64", tmp_path / "guide", ignore=shutil.ignore_patterns("guide"))
     with torch.no_grad():  # a weaker, different guide
         weak = Synthesizer.from_pretrained(tmp_path / "guide")
         for p in weak.model.parameters():
             p.mul_(0.9)
     auto = main(layout, steps=3, seed=1, guidance=2.0, guide=weak)
     assert not np.array_equal(auto, cfg)
+    # classifier-free guidance on top of autoguidance: neither alone; at autoguidance 1 it is classifier-free alone
+    both = main(layout, steps=3, seed=1, guidance=2.0, guide=weak, cfg_scale=2.0)
+    assert not np.array_equal(both, auto) and not np.array_equal(both, cfg)
+    np.testing.assert_array_equal(main(layout, steps=3, seed=1, guidance=1.0, guide=weak, cfg_scale=2.0), cfg)
+    with pytest.raises(ValueError, match="no guide here"):
+        main(layout, steps=3, seed=1, guidance=2.0, guide="cfg", cfg_scale=2.0)
+    with pytest.raises(ValueError, match="cfg_scale must be"):
+        main(layout, steps=3, seed=1, guide=weak, cfg_scale=-1)
     np.testing.assert_array_equal(main(layout, steps=3, seed=1, guidance=1.0, guide=weak),
-                                  main(layout, steps=3, seed=1, guidance=1.0))  # scale 1: no guide at all
+                                  main(layout, steps=3, seed=1, guidance=1.0, guide="cfg"))  # scale 1: no guide at all
     # guidance only at the first step (t = 1 down to 2/3) is neither the guided nor the plain sampler
-    early = main(layout, steps=3, seed=1, guidance=2.0, interval=(0.9, 1.0))
+    early = main(layout, steps=3, seed=1, guidance=2.0, guide="cfg", interval=(0.9, 1.0))
     assert not np.array_equal(early, cfg)
     assert not np.array_equal(early, main(layout, steps=3, seed=1, guidance=1.0))
-    np.testing.assert_array_equal(main(layout, steps=3, seed=1, guidance=2.0, interval=(0.0, 1.0)), cfg)
+    np.testing.assert_array_equal(main(layout, steps=3, seed=1, guidance=2.0, guide="cfg", interval=(0.0, 1.0)), cfg)
     config = json.loads((folder / "config.json").read_text())
+    config["sampling"]["guide"] = "guide"  # a folder that is not there
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="names the guide 'guide'.*guide='cfg'"):
+        Synthesizer.from_pretrained(folder)(layout, steps=3, seed=1, guidance=2.0)
     config["sampling"]["guide"] = "../guide"
     (folder / "config.json").write_text(json.dumps(config))
     np.testing.assert_array_equal(Synthesizer.from_pretrained(folder)(layout, steps=3, seed=1, guidance=2.0),
