@@ -234,31 +234,25 @@ class Synthesizer:
         return guide
 
     def _guidance(self, guidance) -> float:
-        if guidance is not None:
-            guidance = float(guidance)
-            if not np.isfinite(guidance) or guidance < 0:
-                raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
-        if self.distilled:
-            # a student has the teacher's guidance baked into its single pass
-            baked = self.baked_guidance
-            if guidance is not None and abs(guidance - baked) > 1e-6:
-                raise ValueError(f"this distilled student has guidance {baked:g} built in; pass guidance=None "
-                                 "(or that value), or use the undistilled teacher to change it")
-            return 1.0
-        return self.default_guidance if guidance is None else guidance
+        return self._scale("guidance", guidance, self.baked_guidance if self.distilled else self.default_guidance)
 
     def _cfg_scale(self, cfg_scale) -> float:
-        if cfg_scale is not None:
-            cfg_scale = float(cfg_scale)
-            if not np.isfinite(cfg_scale) or cfg_scale < 0:
-                raise ValueError(f"cfg_scale must be a finite number >= 0, got {cfg_scale}")
+        return self._scale("cfg_scale", cfg_scale, self.cfg_scale_label)
+
+    def _scale(self, name: str, value, default: float) -> float:
+        """A guidance scale as the sampler takes it: ``value`` checked, or ``default`` (the folder's) for None. A
+        student has its teacher's guidance baked into its single pass: only that value (or None) is accepted,
+        and its sampler runs unguided (1)."""
+        if value is not None:
+            value = float(value)
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if self.distilled:
-            baked = float(self.distilled.get("cfg_scale") or 1.0)
-            if cfg_scale is not None and abs(cfg_scale - baked) > 1e-6:
-                raise ValueError(f"this distilled student has cfg_scale {baked:g} built in; pass cfg_scale=None "
+            if value is not None and abs(value - default) > 1e-6:
+                raise ValueError(f"this distilled student has {name} {default:g} built in; pass {name}=None "
                                  "(or that value), or use the undistilled teacher to change it")
             return 1.0
-        return float(self.config.get("sampling", {}).get("cfg_scale", 1.0)) if cfg_scale is None else cfg_scale
+        return default if value is None else value
 
     def info(self) -> dict:
         """Parameters and training budget; a student's budget is its teacher's plus every distillation stage."""
@@ -281,6 +275,12 @@ class Synthesizer:
         student was distilled with), else ``"classifier-free"``."""
         guide = (self.distilled or {}).get("guide") if self.distilled else self.config.get("sampling", {}).get("guide")
         return "autoguidance" if guide else "classifier-free"
+
+    @property
+    def cfg_scale_label(self) -> float:
+        """The classifier-free scale on top of autoguidance that the images reflect (1: none)."""
+        source = self.distilled if self.distilled else self.config.get("sampling", {})
+        return float(source.get("cfg_scale") or 1.0)
 
     def _autocast(self):
         return torch.autocast("cpu" if self.device.type == "cpu" else "cuda", dtype=torch.bfloat16,

@@ -290,6 +290,10 @@ def test_the_picture_caption_names_the_guidance_kind(tmp_path):
     cfg = json.loads((tmp_path / "auto" / "config.json").read_text())
     cfg["sampling"]["guide"] = "guide"
     (tmp_path / "auto" / "config.json").write_text(json.dumps(cfg))
+    tiny_checkpoint(tmp_path / "both")
+    tiny_checkpoint(tmp_path / "both" / "guide")
+    cfg["sampling"]["cfg_scale"] = 2.0
+    (tmp_path / "both" / "config.json").write_text(json.dumps(cfg))
     ids = np.full((32, 32), LABELMEFACADE.unknown_id)
 
     def caption(folder, guidance):
@@ -298,6 +302,7 @@ def test_the_picture_caption_names_the_guidance_kind(tmp_path):
 
     assert "classifier-free 2 ·" in caption(plain, 2.0)
     assert "autoguidance 2.5 ·" in caption(tmp_path / "auto", 2.5)
+    assert "autoguidance 1.5 + classifier-free 2 ·" in caption(tmp_path / "both", 1.5)
     student = Synthesizer.from_pretrained(REPO / "checkpoints" / "ours64-student4")
     text = demo.Demo.describe(SimpleNamespace(generator=student, classset=LABELMEFACADE, output_size=256),
                               "ours64-student4", 4, 0, 2.0, "bicubic", np.full((64, 64), 9), 1.0)
