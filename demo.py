@@ -319,8 +319,8 @@ class Demo:
             text = "one generator pass (GAN: steps and guidance do not apply)"
         else:
             scale = g.guidance_label if g.distilled else float(guidance)
-            extra = f" + classifier-free {g.cfg_scale_label:g}" if g.cfg_scale_label != 1.0 else ""
-            g_text = f"{g.guidance_kind} {scale:g}{extra}" + (" (built in)" if g.distilled else "")
+            on_top = f" + classifier-free {g.cfg_scale_label:g}" if g.cfg_scale_label != 1.0 else ""
+            g_text = f"{g.guidance_kind} {scale:g}{on_top}" + (" (built in)" if g.distilled else "")
             text = f"{steps} step(s) · {g_text}"
         labelled = float((ids != pipe.classset.unknown_id).mean())
         return (f"**{ms:.0f} ms** · {method} · {text} · seed {seed} · {pipe.output_size}px via {how} · "

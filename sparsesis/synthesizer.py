@@ -94,7 +94,8 @@ class Synthesizer:
         applies the guidance only at times ``lo <= t <= hi`` (default: the folder's ``sampling.interval`` or
         always). Either way one pass of each network per step. ``cfg_scale`` (with autoguidance; default the
         folder's ``sampling.cfg_scale`` or 1, none) adds classifier-free guidance on top, for a picture that
-        follows the strokes more closely: ``v_c + (guidance - 1)(v_c - v_guide) + (cfg_scale - 1)(v_c - v_u)``.
+        follows the strokes more closely: ``v_c + (guidance - 1)(v_c - v_guide) + (cfg_scale - 1)(v_c - v_u)``;
+        the folder's default does not apply at ``guidance=1`` (the plain model) or with ``guide="cfg"``.
         """
         single = is_single(layout)
         ids = self.layout_ids(layout, snap_colors)
@@ -178,14 +179,16 @@ class Synthesizer:
             raise ValueError(f"{name} holds {len(a)} images for {b} layouts")
         return photo_to_tensor(a).expand(b, -1, -1, -1).to(self.device)
 
-    def _model_fn(self, cond, lay, guidance: float, guide, interval, cfg_scale: float = 1.0):
+    def _model_fn(self, cond, lay, guidance: float, guide, interval, cfg_scale: float | None = None):
         """The guided model function ``(z, t) -> v`` for one batch of layouts (the layout branch runs once here,
         not at every step)."""
         net = self._network()
         plain = self.conditional(cond)
-        if guidance == 1.0 and cfg_scale == 1.0:
+        if guidance == 1.0 and cfg_scale in (None, 1.0):
             return plain
         guide = self._guide(guide)
+        if cfg_scale is None:  # the folder's default goes with its autoguidance only
+            cfg_scale = self.cfg_scale_label if guide is not None else 1.0
         if guide is None and cfg_scale != 1.0:
             raise ValueError("cfg_scale adds classifier-free guidance to autoguidance, and there is no guide here: "
                              "pass guide=FOLDER, or set guidance (the classifier-free scale) instead")
@@ -236,7 +239,11 @@ class Synthesizer:
     def _guidance(self, guidance) -> float:
         return self._scale("guidance", guidance, self.baked_guidance if self.distilled else self.default_guidance)
 
-    def _cfg_scale(self, cfg_scale) -> float:
+    def _cfg_scale(self, cfg_scale) -> float | None:
+        """1 for a student (checked against its baked value); for a teacher the value given, or None: the folder's
+        default, which applies under its autoguidance only (``_model_fn``)."""
+        if cfg_scale is None and not self.distilled:
+            return None
         return self._scale("cfg_scale", cfg_scale, self.cfg_scale_label)
 
     def _scale(self, name: str, value, default: float) -> float:

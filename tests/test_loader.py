@@ -199,6 +199,11 @@ def test_autoguidance_and_interval_guidance_in_the_synthesizer(tmp_path):
     assert not np.array_equal(early, cfg)
     assert not np.array_equal(early, main(layout, steps=3, seed=1, guidance=1.0))
     np.testing.assert_array_equal(main(layout, steps=3, seed=1, guidance=2.0, guide="cfg", interval=(0.0, 1.0)), cfg)
+    # the shipped teacher's default sampler: autoguidance by its guide/ folder with classifier-free guidance on top
+    np.testing.assert_array_equal(main(layout, steps=3, seed=1),
+                                  main(layout, steps=3, seed=1, guidance=main.default_guidance, cfg_scale=main.cfg_scale_label,
+                                       guide=REPO / "checkpoints" / "ours64" / "guide"))
+    assert main.guidance_kind == "autoguidance" and main.cfg_scale_label > 1
     config = json.loads((folder / "config.json").read_text())
     config["sampling"]["guide"] = "guide"  # a folder that is not there
     (folder / "config.json").write_text(json.dumps(config))
