@@ -182,7 +182,7 @@ def test_autoguidance_and_interval_guidance_in_the_synthesizer(tmp_path):
         weak = Synthesizer.from_pretrained(tmp_path / "guide")
         for p in weak.model.parameters():
             p.mul_(0.9)
-    auto = main(layout, steps=3, seed=1, guidance=2.0, guide=weak)
+    auto = main(layout, steps=3, seed=1, guidance=2.0, guide=weak, cfg_scale=1.0)  # not the folder's default 2
     assert not np.array_equal(auto, cfg)
     # classifier-free guidance on top of autoguidance: neither alone; at autoguidance 1 it is classifier-free alone
     both = main(layout, steps=3, seed=1, guidance=2.0, guide=weak, cfg_scale=2.0)

@@ -207,9 +207,11 @@ def test_an_added_stroke_edits_locally_at_256():
     for seed in range(3):
         before = pipe(lay, seed=seed)
         change = np.abs(pipe(edited, seed=seed).astype(float) - before).mean(-1)
-        # regenerated with the same seed: the change concentrates at the stroke (the rest moves by ~5-6 of 255
-        # at 256, a little more than the 64 px test's bound of 6 allows at 64: the upsampler sharpens it too)
-        assert change[near].mean() > 3 * change[~near].mean() and change[~near].mean() < 8, seed
+        reseed = np.abs(pipe(lay, seed=seed + 100).astype(float) - before).mean(-1)
+        # regenerated with the same seed: the change concentrates at the stroke, and the rest moves far less
+        # than a new draw moves it (the bounds of the 64 px test; the upsampler sharpens both a little)
+        assert change[near].mean() > 2 * change[~near].mean(), seed
+        assert change[~near].mean() < 0.45 * reseed[~near].mean() and change[~near].mean() < 14, seed
         # with "keep the rest" the rest does not move at all
         kept = np.abs(pipe.edit(edited, before, lay, seed=seed).astype(float) - before).mean(-1)
         redrawn = np.kron(changed_region(lay, edited, 8), np.ones((4, 4))).astype(np.uint8)  # the default radius
