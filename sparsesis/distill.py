@@ -11,7 +11,8 @@ instead); ``--guide FOLDER`` distils autoguidance by that weaker model instead, 
 those noise levels only, ``--cfg-scale C`` (with ``--guide``) classifier-free guidance at C on top of the
 autoguidance. A student's config records the scale (and guide) it baked in; ``Synthesizer`` refuses
 another scale for it. ``--student-init FOLDER`` starts the first stage from a student of a nearby sampler
-(its distillation budget is counted in the new student's). The shipped students' recipes and how they measure: ``checkpoints/README.md`` and
+(its distillation budget is counted in the new student's). The shipped students' recipes and how they
+measure: ``checkpoints/README.md`` and
 ``results/README.md``.
 
 Layout: ``<run>/state.safetensors`` (the stage in progress: student, optimizer, iteration), and one
@@ -30,8 +31,8 @@ import torch
 from .batches import classwise_masker, make_batch
 from .checkpoint import STATE_FILE, read_metadata, save_model_dir
 from .classes import one_hot
-from .diffusion import (alpha_sigma, autoguided, cond_uncond, ddim_step, guidance_interval, guided, logsnr_cosine, q_sample,
-                        x_eps_from_v)
+from .diffusion import (alpha_sigma, autoguided, cond_uncond, ddim_step, guidance_interval, guided, logsnr_cosine,
+                        q_sample, x_eps_from_v)
 from .masking import MaskConfig
 from .training import TrainingLoop, config_from_args, config_parser, load_state, save_state, set_threads
 
