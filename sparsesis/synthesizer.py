@@ -237,7 +237,7 @@ class Synthesizer:
         return guide
 
     def _guidance(self, guidance) -> float:
-        return self._scale("guidance", guidance, self.baked_guidance if self.distilled else self.default_guidance)
+        return self._scale("guidance", guidance, self.guidance_label)
 
     def _cfg_scale(self, cfg_scale) -> float | None:
         """1 for a student (checked against its baked value); for a teacher the value given, or None: the folder's
@@ -276,18 +276,21 @@ class Synthesizer:
         """The guidance scale the images reflect (the baked one for a student)."""
         return self.baked_guidance if self.distilled else self.default_guidance
 
+    def _sampler_option(self, key: str):
+        """A sampler option the images reflect: a student's from its distillation record, a teacher's from its
+        folder's ``sampling`` defaults."""
+        return (self.distilled or self.config.get("sampling", {})).get(key)
+
     @property
     def guidance_kind(self) -> str:
         """``"autoguidance"`` where a weaker model guides the images (the folder's default guide, or the one a
         student was distilled with), else ``"classifier-free"``."""
-        guide = (self.distilled or {}).get("guide") if self.distilled else self.config.get("sampling", {}).get("guide")
-        return "autoguidance" if guide else "classifier-free"
+        return "autoguidance" if self._sampler_option("guide") else "classifier-free"
 
     @property
     def cfg_scale_label(self) -> float:
         """The classifier-free scale on top of autoguidance that the images reflect (1: none)."""
-        source = self.distilled if self.distilled else self.config.get("sampling", {})
-        return float(source.get("cfg_scale") or 1.0)
+        return float(self._sampler_option("cfg_scale") or 1.0)
 
     def _autocast(self):
         return torch.autocast("cpu" if self.device.type == "cpu" else "cuda", dtype=torch.bfloat16,
