@@ -37,6 +37,8 @@ def main():
     spec.loader.exec_module(demo)
     from gradio_client import Client, handle_file
 
+    from sparsesis.latency import cpu_description
+
     models = demo.discover_models()
     name = a.model or next(iter(models))
     with socket.socket() as s:
@@ -83,7 +85,7 @@ def main():
             shown.append(float(out[3].split("**")[1].split(" ms")[0]) / 1000)
     finally:
         close()
-    res = {"model": name, "steps": a.steps, "guidance": a.guidance, "repeats": a.repeats,
+    res = {"cpu": cpu_description(), "model": name, "steps": a.steps, "guidance": a.guidance, "repeats": a.repeats,
            "server": "in-process" if a.in_process else "separate process (python demo.py)",
            "median_round_trip_s": round(statistics.median(trips), 4),
            "median_generation_s": round(statistics.median(shown), 4)}

@@ -15,7 +15,7 @@ import torch
 
 from common import REPO, add_threads, set_threads, write_result  # noqa: E402  (and the repository on sys.path)
 
-from sparsesis.latency import median_latency, median_seconds, probe_layout  # noqa: E402
+from sparsesis.latency import cpu_description, median_latency, median_seconds, probe_layout  # noqa: E402
 from sparsesis.loader import load  # noqa: E402
 from sparsesis.precision import native_bf16, resolve_precision  # noqa: E402
 from sparsesis.upsampler import Upsampler  # noqa: E402
@@ -43,11 +43,13 @@ def main(argv=None) -> None:
         rows[precision] = {"student_s": round(student, 4), "upsampler_s": round(upscale, 4),
                            "picture_256_s": round(student + upscale, 4)}
         print(precision, json.dumps(rows[precision]), flush=True)
-    out = {"cpu_capability": capability, "native_bf16": native_bf16("cpu"), "auto": resolve_precision("auto"),
+    out = {"cpu": cpu_description(), "cpu_capability": capability, "native_bf16": native_bf16("cpu"), "auto": resolve_precision("auto"),
            "threads": a.threads, "repeats": a.repeats, "generator": a.generator, "upsampler": a.upsampler,
-           "latency": rows, "bf16_over_fp32": round(rows["bf16"]["picture_256_s"] / rows["fp32"]["picture_256_s"], 2),
-           "command": "python benchmarks/bench_precision.py " + " ".join(sys.argv[1:] if argv is None else argv)}
-    write_result(a.out or REPO / "results" / f"precision_{capability.lower()}.json", out)
+           "latency": rows, "bf16_over_fp32": round(rows["bf16"]["picture_256_s"] / rows["fp32"]["picture_256_s"], 2)}
+    # AVX-512 CPUs with and without AMX differ most in bf16, so they get a file each
+    amx = "_amx" if out["cpu"].endswith(", AMX") else ""
+    write_result(a.out or REPO / "results" / f"precision_{capability.lower()}{amx}.json", out,
+                 argv=sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,10 @@
 Median of repeated runs, batch 1, guidance included when the checkpoint's default guidance is not 1.
 """
 import argparse
-import platform
-
 
 from common import add_threads, set_threads, write_result  # (and the repository on sys.path)
 from sparsesis import Synthesizer
-from sparsesis.latency import median_latency
+from sparsesis.latency import cpu_description, median_latency
 from sparsesis.precision import INFERENCE_PRECISIONS, PRECISION_HELP
 
 
@@ -32,7 +30,7 @@ def main():
         print(f"{steps:>4} steps: {med * 1000:8.1f} ms/image  ({1000 * med / steps:.1f} ms/step, "
               f"guidance {synth.guidance_label})")
     result = {"checkpoint": a.checkpoint, "precision": synth.precision, "threads": a.threads,
-              "guidance": synth.guidance_label, "cpu": platform.processor() or platform.machine(), "steps": rows}
+              "guidance": synth.guidance_label, "cpu": cpu_description(), "steps": rows}
     write_result(a.out, result)
 
 

@@ -32,10 +32,21 @@ def parse_with_data_threads_out(parser, argv=None, threads: int | None = 2):
     return a
 
 
-def write_result(path, result: dict, indent: int = 2) -> None:
-    """Write ``result`` as JSON to ``path`` atomically (nothing when ``path`` is None) and print it."""
+def command_line(argv=None) -> str:
+    """The command that ran this script, as a user would type it from the repository root."""
+    script = Path(sys.argv[0]).resolve()
+    name = script.relative_to(REPO) if script.is_relative_to(REPO) else script.name
+    return " ".join(["python", str(name), *(sys.argv[1:] if argv is None else argv)])
+
+
+def write_result(path, result: dict, indent: int = 2, argv=None) -> None:
+    """Write ``result`` as JSON to ``path`` atomically (nothing when ``path`` is None) and print it. A result
+    without a ``command`` (or ``commands``) gets the one that ran (``argv``: the script's arguments, default
+    ``sys.argv[1:]``)."""
     from sparsesis.checkpoint import save_json_atomic
 
+    if "command" not in result and "commands" not in result:  # (a result made in parts lists its commands)
+        result = {**result, "command": command_line(argv)}
     if path:
         save_json_atomic(path, result)
     print(json.dumps(result, indent=indent))

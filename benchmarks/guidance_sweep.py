@@ -14,7 +14,10 @@ Rows are merged into ``--out`` by name (re-running adds or replaces rows), so a 
 ``--student NAME=FOLDER`` adds a distilled student at its own step count and built-in guidance (row
 ``student-NAME``), scored the same way: how close a student comes to the sampler it was distilled from.
 ``--segmenter FOLDER`` adds each row's mIoU against the pairs' full label maps: how closely a sampler follows
-the strokes, which a lower FD alone does not promise.
+the strokes, which a lower FD alone does not promise. ``--tag NAME`` names the teacher's rows ``NAME/<row>``, so
+the snapshots of one training can be swept into one file (each row records its ``checkpoint``):
+
+    python benchmarks/guidance_sweep.py --checkpoint runs/teacher/snapshots/images_400000 --tag images_400000 ...
 """
 import argparse
 import json
@@ -76,6 +79,7 @@ def main(argv=None):
                    help="a distilled student, scored at its own steps and built-in guidance (repeatable)")
     p.add_argument("--only", nargs="*", default=None, help="run only these row names")
     p.add_argument("--segmenter", default=None, help="segmenter model folder: adds each row's mIoU")
+    p.add_argument("--tag", default=None, help="name the teacher's rows TAG/<row> (several checkpoints in one file)")
     a = parse_with_data_threads_out(p, argv, threads=1)
     guide_folders, student_folders = named_folders(p, "--guide", a.guide), named_folders(p, "--student", a.student)
     students = {name: Synthesizer.from_pretrained(folder, precision="fp32") for name, folder in student_folders.items()}
@@ -96,10 +100,11 @@ def main(argv=None):
     out.setdefault("rows", {})
     out.setdefault("commands", []).append("python benchmarks/guidance_sweep.py " + " ".join(argv or sys.argv[1:]))
     # every row: (its generator, what the row says of it besides the figures)
-    rows = {name: (ModelGenerator(teacher, steps=steps, guidance=scale, name=name, options=options),
-                   {"steps": steps, "scale": scale, "kind": "auto" if "auto-" in name else "cfg",
-                    "interval": list(options.get("interval", ())) or None,
-                    **({"cfg_scale": options["cfg_scale"]} if "cfg_scale" in options else {})})
+    tagged = (lambda name: f"{a.tag}/{name}") if a.tag else (lambda name: name)  # noqa: E731
+    rows = {tagged(name): (ModelGenerator(teacher, steps=steps, guidance=scale, name=name, options=options),
+                           {"steps": steps, "scale": scale, "kind": "auto" if "auto-" in name else "cfg",
+                            "checkpoint": a.checkpoint, "interval": list(options.get("interval", ())) or None,
+                            **({"cfg_scale": options["cfg_scale"]} if "cfg_scale" in options else {})})
             for name, (steps, scale, options) in samplers(a, teacher, guides).items()}
     for name, synth in students.items():
         d = synth.distilled

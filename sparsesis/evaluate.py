@@ -117,7 +117,7 @@ def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps,
     settings, used by every teacher row: the ones the students baked in."""
     from . import distributed as D
     from .generators import ModelGenerator
-    from .latency import median_latency
+    from .latency import cpu_description, median_latency
     from .metrics import paired_psnr
 
     dist = dist or D.Dist()
@@ -137,7 +137,7 @@ def distillation_report(teacher, teacher_steps: int, students: dict, ddim_steps,
     reference = images[f"teacher_{teacher_steps}"]
     out = {"metric": res["metric"], "kid_metric": res["kid_metric"], "input": "random_mask", "n_real": res["n_real"],
            "seed": seed, "guidance": g_teacher, "precision": teacher.precision,
-           "latency": f"median of {repeats} batch-1 runs, guidance included",
+           "latency": f"median of {repeats} batch-1 runs, guidance included", "cpu": cpu_description(),
            "psnr_to_teacher": f"PSNR (dB) of each sampler's images against the teacher's {teacher_steps}-step "
                               "images from the same layouts and noise: how closely it reproduces the full sampler",
            "teacher": {}, "students": {}, "ddim": {}}

@@ -62,7 +62,7 @@ def input_levels(upsampler) -> dict:
 def upsampler_report(upsampler, generator, eval_pairs, train_pairs, net, segmenter=None, base_size: int = 64,
                      mask_seed: int = 0, seed: int = 0, limit: int | None = None, repeats: int = 5,
                      progress: bool = True) -> dict:
-    from .latency import median_seconds, probe_layout
+    from .latency import cpu_description, median_seconds, probe_layout
     from .metrics import fd_from_features, kid, paired_psnr
     from .pipeline import Pipeline
     from .upsampler import bicubic_up
@@ -106,6 +106,7 @@ def upsampler_report(upsampler, generator, eval_pairs, train_pairs, net, segment
     out["latency_s"] = {"student4": median_time(lambda s: pipe(lay, seed=s, upscale=None)),
                         "student4+upsampler": median_time(lambda s: pipe(lay, seed=s, upscale="learned")),
                         "student4+bicubic": median_time(lambda s: pipe(lay, seed=s, upscale="bicubic"))}
+    out["cpu"] = cpu_description()
     out["n_real"], out["patches_per_image"], out["patch_positions"] = n, len(pos), pos.tolist()
     out["upsampler"] = {"parameters": sum(p.numel() for p in upsampler.net.parameters()),
                         **{k: upsampler.config.get("record", {}).get(k) for k in ("step", "images_seen", "train_seconds")}}

@@ -5,10 +5,43 @@ latency figure in ``results/`` is measured the same way.
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
+
+
+def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The processor a timing came from, in one line: its model name (and family / model numbers, since
+    virtual machines often report a generic name), the cores this process may use, PyTorch's CPU capability and
+    whether it reports native bf16 (AVX-512 BF16, AMX), e.g. ``"Intel(R) Xeon(R) Processor (family 6 model 143),
+    2 cores, AVX512, AVX-512 BF16, AMX"``. Where ``cpuinfo`` is unreadable (not Linux), the platform's name."""
+    import platform
+
+    import torch
+
+    fields, flags = {}, set()
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "flags":
+                flags = set(value.split())
+            elif key in ("model name", "cpu family", "model") and key not in fields:
+                fields[key] = value.strip()
+            elif not line.strip() and fields:
+                break  # the first processor's block is enough
+    except OSError:
+        pass
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']} model {fields['model']})"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    bf16 = ["AVX-512 BF16" if "avx512_bf16" in flags else "no AVX-512 BF16",
+            "AMX" if "amx_bf16" in flags else "no AMX"] if flags else []
+    return ", ".join([name, f"{cores} cores", torch.backends.cpu.get_cpu_capability(), *bf16])
 
 
 def probe_layout(num_classes: int, unknown_id: int, size: int) -> np.ndarray:

@@ -58,6 +58,13 @@ def test_a_student_is_scored_beside_the_teachers_samplers(toy_root, tmp_path):
           "--only", "auto-self_s2_w3_c2"])
     row4 = json.loads(out.read_text())["rows"]["auto-self_s2_w3_c2"]
     assert (row4["kind"], row4["scale"], row4["cfg_scale"]) == ("auto", 3.0, 2.0) and np.isfinite(row4["fd"])
+    # a tag keeps another checkpoint's rows apart from these; each row names the checkpoint it measured
+    main([*common, "--steps", "2", "--scales", "3", "--tag", "again", "--only", "again/cfg_s2_w3"])
+    res5 = json.loads(out.read_text())
+    assert set(res5["rows"]) == set(res3["rows"]) | {"auto-self_s2_w3_c2", "again/cfg_s2_w3"}
+    assert res5["rows"]["again/cfg_s2_w3"]["checkpoint"] == teacher
+    assert res5["rows"]["again/cfg_s2_w3"]["fd"] == pytest.approx(res["rows"]["cfg_s2_w3"]["fd"])
+    assert "command" not in res5  # the parts' commands are listed instead
     with pytest.raises(SystemExit):
         main([*common, "--student", f"t={teacher}"])  # a teacher is not a student
     with pytest.raises(SystemExit):

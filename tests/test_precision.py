@@ -62,3 +62,35 @@ def test_bf16_training_warns_only_where_bf16_is_emulated(cpu_bf16):
         mixed_precision("fp32")
     slow = [w for w in caught if "no native bf16" in str(w.message)]
     assert len(slow) == (0 if cpu_bf16 else 1)
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 143
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse2 avx2 avx512f {extra}
+
+processor\t: 1
+model name\t: another name
+"""
+
+
+@pytest.mark.parametrize("extra, tail", [("avx512_bf16 amx_bf16 amx_tile", "AVX-512 BF16, AMX"),
+                                         ("avx512_bf16", "AVX-512 BF16, no AMX"), ("", "no AVX-512 BF16, no AMX")])
+def test_the_cpu_a_timing_came_from_is_named_with_its_bf16_support(tmp_path, extra, tail):
+    from sparsesis.latency import cpu_description
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(CPUINFO.format(extra=extra))
+    text = cpu_description(info)
+    assert text.startswith("Intel(R) Xeon(R) Platinum 8480+ (family 6 model 143), ")  # the first processor's block
+    assert text.endswith(f"{torch.backends.cpu.get_cpu_capability()}, {tail}")
+    assert " cores, " in text
+
+
+def test_without_cpuinfo_the_platform_still_names_the_cpu(tmp_path):
+    from sparsesis.latency import cpu_description
+
+    text = cpu_description(tmp_path / "missing")
+    assert "cores" in text and "BF16" not in text and not text.startswith(",")

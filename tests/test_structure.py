@@ -1,7 +1,9 @@
 """The package's shape a newcomer relies on: imports point one way (no cycle, counting imports inside
 functions too), no module reaches into another's private names, and every generator the loader returns
-satisfies the declared interface."""
+satisfies the declared interface; a benchmark's result says the command that made it."""
 import ast
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +133,18 @@ def test_every_benchmark_script_runs_from_a_plain_checkout(script, tmp_path):
     proc = run_as_after_the_readme_install(script, tmp_path, "--help")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "usage:" in proc.stdout
+
+
+def test_a_benchmark_result_records_the_command_that_made_it(tmp_path, monkeypatch):
+    """Every JSON a benchmark writes says how to make it again: the script, relative to the repository, and its
+    arguments; a result that names its own command keeps it."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import common
+
+    monkeypatch.setattr(sys, "argv", [str(REPO / "benchmarks" / "bench_sampling.py"), "--steps", "4"])
+    common.write_result(tmp_path / "a.json", {"x": 1})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1, "command": "python benchmarks/bench_sampling.py --steps 4"}
+    common.write_result(tmp_path / "b.json", {"x": 1}, argv=["--repeats", "3"])
+    assert json.loads((tmp_path / "b.json").read_text())["command"] == "python benchmarks/bench_sampling.py --repeats 3"
+    common.write_result(tmp_path / "c.json", {"x": 1, "command": "python elsewhere.py"})
+    assert json.loads((tmp_path / "c.json").read_text())["command"] == "python elsewhere.py"
