@@ -62,6 +62,13 @@ def main(argv=None) -> None:
     out_path = Path(a.out)
     old = json.loads(out_path.read_text()) if out_path.is_file() else {}
     rows = {r["folder"]: r for r in old.get("rows", [])}
+    out = {"protocol": f"patch FD-EffNetL0 (four 64x64 crops an image): {a.n} training photos upscaled against "
+                       f"{a.n} other training photos; real = downsampled to 64 (level 0), generated = the student's images "
+                       "for their class-wise-masked layouts, at each level",
+           "bicubic": {"real": score(bicubic_up(inputs["real_small"])),
+                       "generated": score(bicubic_up(inputs["generated_small"]))},
+           "commands": old.get("commands", []) + [
+               "python benchmarks/select_upsampler.py " + " ".join(sys.argv[1:] if argv is None else argv)]}
     for folder in a.folder:
         up = Upsampler.from_pretrained(folder, precision=a.precision)
         lay = inputs["layouts"]
@@ -74,15 +81,8 @@ def main(argv=None) -> None:
         rows[folder] = {"folder": folder, "step": up.config.get("record", {}).get("step"), "precision": up.precision,
                         "back_projection": bp, **row}
         print(json.dumps(rows[folder]), flush=True)
-    out = {"protocol": f"patch FD-EffNetL0 (four 64x64 crops an image): {a.n} training photos upscaled against "
-                       f"{a.n} other training photos; real = downsampled to 64 (level 0), generated = the student's images "
-                       "for their class-wise-masked layouts, at each level",
-           "bicubic": {"real": score(bicubic_up(inputs["real_small"])),
-                       "generated": score(bicubic_up(inputs["generated_small"]))},
-           "rows": sorted(rows.values(), key=lambda r: r["folder"]),
-           "commands": old.get("commands", []) + [
-               "python benchmarks/select_upsampler.py " + " ".join(sys.argv[1:] if argv is None else argv)]}
-    save_json_atomic(out_path, out)
+        # after every folder: a stopped selection keeps what it scored
+        save_json_atomic(out_path, {**out, "rows": sorted(rows.values(), key=lambda r: r["folder"])})
 
 
 if __name__ == "__main__":

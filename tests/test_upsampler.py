@@ -327,3 +327,38 @@ def test_texture_figure_end_to_end_on_toy_photos_and_an_example_sketch(toy_root,
     with pytest.raises(SystemExit, match="held-out split has 4 photos"):
         fig.main(["--data", str(toy_root), "--upsampler", f"a={up}", "--photos", "9", "--sketches", "0",
                   "--out", str(out)])
+
+
+def _select_module():
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("select_upsampler", REPO / "benchmarks" / "select_upsampler.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_the_selection_keeps_every_score_it_made_when_a_later_folder_fails(toy_root, tmp_path):
+    from sparsesis.train import TrainConfig, train
+
+    train(TrainConfig(run=str(tmp_path / "g"), data=str(toy_root), preset="tiny", image_size=64, batch_size=2,
+                      steps=1, sample_every=10 ** 9, threads=2))
+    good, broken = tiny(tmp_path / "a"), tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    out = tmp_path / "selection.json"
+    select = _select_module()
+    args = ["--generator", str(tmp_path / "g" / "export"), "--data", str(toy_root), "--n", "2", "--precision", "fp32",
+            "--out", str(out)]
+    with pytest.raises(CheckpointError):
+        select.main([*args, "--folder", str(good), "--folder", str(broken)])
+    res = json.loads(out.read_text())
+    assert [r["folder"] for r in res["rows"]] == [str(good)] and np.isfinite(res["rows"][0]["real"])
+    assert res["bicubic"]["real"] > 0 and len(res["commands"]) == 1
+    # a later part adds its rows to the same file and lists its command
+    select.main([*args, "--folder", str(good), "--back-projection", "0"])
+    res2 = json.loads(out.read_text())
+    assert len(res2["rows"]) == 1 and res2["rows"][0]["back_projection"] == 0 and len(res2["commands"]) == 2
