@@ -43,8 +43,9 @@ def main(argv=None) -> None:
         rows[precision] = {"student_s": round(student, 4), "upsampler_s": round(upscale, 4),
                            "picture_256_s": round(student + upscale, 4)}
         print(precision, json.dumps(rows[precision]), flush=True)
-    out = {"cpu": cpu_description(), "cpu_capability": capability, "native_bf16": native_bf16("cpu"), "auto": resolve_precision("auto"),
-           "threads": a.threads, "repeats": a.repeats, "generator": a.generator, "upsampler": a.upsampler,
+    out = {"cpu": cpu_description(), "cpu_capability": capability, "native_bf16": native_bf16("cpu"),
+           "auto": resolve_precision("auto"), "threads": a.threads, "repeats": a.repeats, "generator": a.generator,
+           "upsampler": a.upsampler,
            "latency": rows, "bf16_over_fp32": round(rows["bf16"]["picture_256_s"] / rows["fp32"]["picture_256_s"], 2)}
     # AVX-512 CPUs with and without AMX differ most in bf16, so they get a file each
     amx = "_amx" if out["cpu"].endswith(", AMX") else ""
