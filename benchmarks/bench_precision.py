@@ -8,14 +8,13 @@ is several times slower than fp32. Times the 4-step student at 64 px and the 4x 
 """
 import argparse
 import json
-import sys
 
 import numpy as np
 import torch
 
-from common import REPO, add_threads, set_threads, write_result  # noqa: E402  (and the repository on sys.path)
+from common import REPO, add_threads, command_line, set_threads, write_result  # noqa: E402  (and the repository on sys.path)
 
-from sparsesis.latency import cpu_description, median_latency, median_seconds, probe_layout  # noqa: E402
+from sparsesis.latency import cpu_description, cpu_flags, median_latency, median_seconds, probe_layout  # noqa: E402
 from sparsesis.loader import load  # noqa: E402
 from sparsesis.precision import native_bf16, resolve_precision  # noqa: E402
 from sparsesis.upsampler import Upsampler  # noqa: E402
@@ -46,11 +45,11 @@ def main(argv=None) -> None:
     out = {"cpu": cpu_description(), "cpu_capability": capability, "native_bf16": native_bf16("cpu"),
            "auto": resolve_precision("auto"), "threads": a.threads, "repeats": a.repeats, "generator": a.generator,
            "upsampler": a.upsampler,
-           "latency": rows, "bf16_over_fp32": round(rows["bf16"]["picture_256_s"] / rows["fp32"]["picture_256_s"], 2)}
+           "latency": rows, "bf16_over_fp32": round(rows["bf16"]["picture_256_s"] / rows["fp32"]["picture_256_s"], 2),
+           "command": command_line(__file__, argv)}
     # AVX-512 CPUs with and without AMX differ most in bf16, so they get a file each
-    amx = "_amx" if out["cpu"].endswith(", AMX") else ""
-    write_result(a.out or REPO / "results" / f"precision_{capability.lower()}{amx}.json", out,
-                 argv=sys.argv[1:] if argv is None else argv)
+    amx = "_amx" if "amx_bf16" in cpu_flags() else ""
+    write_result(a.out or REPO / "results" / f"precision_{capability.lower()}{amx}.json", out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 
-from common import REPO, add_threads, set_threads  # noqa: E402  (and the repository on sys.path)
+from common import REPO, add_threads, command_line, set_threads  # noqa: E402  (and the repository on sys.path)
 
 from sparsesis.checkpoint import save_json_atomic  # noqa: E402
 from sparsesis.data import load_split  # noqa: E402
@@ -112,7 +112,7 @@ def main():
         methods[name].sort(key=lambda r: r["images_seen"] or 0)
     methods["ours"].sort(key=lambda r: (r["images_seen"] or 0, r.get("what", "")))
     out = {"metric": net.metric, "input": "random_mask, 1 mask seed, 100 held-out layouts, seed 0",
-           "methods": methods, "command": "python benchmarks/budget_curves.py " + " ".join(sys.argv[1:])}
+           "methods": methods, "command": command_line(__file__)}
     save_json_atomic(a.out, out)
     print(json.dumps(out, indent=1))
 

@@ -32,21 +32,22 @@ def parse_with_data_threads_out(parser, argv=None, threads: int | None = 2):
     return a
 
 
-def command_line(argv=None) -> str:
-    """The command that ran this script, as a user would type it from the repository root."""
-    script = Path(sys.argv[0]).resolve()
+def command_line(script, argv=None) -> str:
+    """``script`` (a benchmark's ``__file__``) run with ``argv`` (default ``sys.argv[1:]``), as a user would type it
+    from the repository root: ``python benchmarks/<name>.py ...``."""
+    script = Path(script).resolve()
     name = script.relative_to(REPO) if script.is_relative_to(REPO) else script.name
     return " ".join(["python", str(name), *(sys.argv[1:] if argv is None else argv)])
 
 
-def write_result(path, result: dict, indent: int = 2, argv=None) -> None:
+def write_result(path, result: dict, indent: int = 2) -> None:
     """Write ``result`` as JSON to ``path`` atomically (nothing when ``path`` is None) and print it. A result
-    without a ``command`` (or ``commands``) gets the one that ran (``argv``: the script's arguments, default
-    ``sys.argv[1:]``)."""
+    without a ``command`` (or ``commands``) gets the one that ran this process (a ``main(argv)`` called from
+    elsewhere puts its own ``command_line(__file__, argv)`` in the result)."""
     from sparsesis.checkpoint import save_json_atomic
 
     if "command" not in result and "commands" not in result:  # (a result made in parts lists its commands)
-        result = {**result, "command": command_line(argv)}
+        result = {**result, "command": command_line(sys.argv[0])}
     if path:
         save_json_atomic(path, result)
     print(json.dumps(result, indent=indent))

@@ -23,7 +23,7 @@ import sys
 import cv2
 import numpy as np
 
-from common import add_threads, set_threads  # (and the repository on sys.path)
+from common import add_threads, command_line, set_threads  # (and the repository on sys.path)
 from sparsesis import Synthesizer
 from sparsesis.checkpoint import save_json_atomic
 from sparsesis.data import load_split
@@ -149,7 +149,7 @@ def main():
     seg = Segmenter.from_pretrained(a.segmenter)
     pairs = load_split("eval", synth.image_size, a.data, progress=False)
     n = min(a.layouts, len(pairs))
-    command = "python benchmarks/editing_tools.py " + " ".join(sys.argv[1:])
+    command = command_line(__file__)
     layouts = np.stack([make_input("random_mask", pairs.centre(i)[1], synth.classset.unknown_id, seed=i)
                         for i in range(n)])
     editing = {"model": a.model, "steps": synth.default_steps, "precision": "bf16", "n_layouts": n,

@@ -21,11 +21,10 @@ the snapshots of one training can be swept into one file (each row records its `
 """
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-from common import parse_with_data_threads_out, write_result  # (and the repository on sys.path)
+from common import command_line, parse_with_data_threads_out, write_result  # (and the repository on sys.path)
 
 from sparsesis.checkpoint import save_json_atomic  # noqa: E402
 from sparsesis.data import load_split  # noqa: E402
@@ -98,7 +97,7 @@ def main(argv=None):
                 "checkpoint": a.checkpoint,  # the guides of earlier parts stay named: their rows are kept
                 "guides": {**out.get("guides", {}), **guide_folders}})
     out.setdefault("rows", {})
-    out.setdefault("commands", []).append("python benchmarks/guidance_sweep.py " + " ".join(argv or sys.argv[1:]))
+    out.setdefault("commands", []).append(command_line(__file__, argv))
     # every row: (its generator, what the row says of it besides the figures)
     tagged = (lambda name: f"{a.tag}/{name}") if a.tag else (lambda name: name)  # noqa: E731
     rows = {tagged(name): (ModelGenerator(teacher, steps=steps, guidance=scale, name=name, options=options),

@@ -9,10 +9,9 @@ the evaluation; ``closer_than_held_out_p05`` is the share of generated images ne
 95% of the held-out photos are (5% by chance alone).
 """
 import argparse
-import sys
 
 import numpy as np
-from common import parse_with_data_threads_out, write_result  # (and the repository on sys.path)
+from common import command_line, parse_with_data_threads_out, write_result  # (and the repository on sys.path)
 
 from sparsesis.data import load_split  # noqa: E402
 from sparsesis.evaluate import generate_all  # noqa: E402
@@ -43,7 +42,7 @@ def main(argv=None):
     real_f, real_px = distances(held_out)
     out = {"protocol": __doc__.strip().splitlines()[0], "n_train": len(train_photos), "size": size,
            "held_out_photos": {"features": summary(real_f), "pixels": summary(real_px)}, "generated": {},
-           "command": "python benchmarks/memorization.py " + " ".join(argv or sys.argv[1:])}
+           "command": command_line(__file__, argv)}
     layouts, _ = held_out_inputs(eval_pairs, "random_mask", 1)
     for folder, model in zip(a.checkpoint, models):
         images = generate_all(ModelGenerator(model, name=folder), layouts, 0, folder)

@@ -13,12 +13,11 @@ snapshots can be added as a training goes on.
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from common import add_threads, set_threads  # noqa: E402  (and the repository on sys.path)
+from common import add_threads, command_line, set_threads  # noqa: E402  (and the repository on sys.path)
 
 from sparsesis.checkpoint import save_json_atomic  # noqa: E402
 from sparsesis.data import PairSet, load_split  # noqa: E402
@@ -67,8 +66,7 @@ def main(argv=None) -> None:
                        "for their class-wise-masked layouts, at each level",
            "bicubic": {"real": score(bicubic_up(inputs["real_small"])),
                        "generated": score(bicubic_up(inputs["generated_small"]))},
-           "commands": old.get("commands", []) + [
-               "python benchmarks/select_upsampler.py " + " ".join(sys.argv[1:] if argv is None else argv)]}
+           "commands": old.get("commands", []) + [command_line(__file__, argv)]}
     for folder in a.folder:
         up = Upsampler.from_pretrained(folder, precision=a.precision)
         lay = inputs["layouts"]

@@ -13,15 +13,9 @@ from pathlib import Path
 import numpy as np
 
 
-def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
-    """The processor a timing came from, in one line: its model name (and family / model numbers, since
-    virtual machines often report a generic name), the cores this process may use, PyTorch's CPU capability and
-    whether it reports native bf16 (AVX-512 BF16, AMX), e.g. ``"Intel(R) Xeon(R) Processor (family 6 model 143),
-    2 cores, AVX512, AVX-512 BF16, AMX"``. Where ``cpuinfo`` is unreadable (not Linux), the platform's name."""
-    import platform
-
-    import torch
-
+def _first_processor(cpuinfo: str | Path) -> tuple[dict, set]:
+    """The first processor's block of ``cpuinfo``: (model name, cpu family and model fields, its flags); empty
+    where the file is unreadable (not Linux)."""
     fields, flags = {}, set()
     try:
         for line in Path(cpuinfo).read_text().splitlines():
@@ -35,6 +29,24 @@ def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
                 break  # the first processor's block is enough
     except OSError:
         pass
+    return fields, flags
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
+    """The processor's feature flags as the kernel lists them (``avx512_bf16``, ``amx_bf16``, ...)."""
+    return _first_processor(cpuinfo)[1]
+
+
+def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The processor a timing came from, in one line: its model name (and family / model numbers, since
+    virtual machines often report a generic name), the cores this process may use, PyTorch's CPU capability and
+    whether it reports native bf16 (AVX-512 BF16, AMX), e.g. ``"Intel(R) Xeon(R) Processor (family 6 model 143),
+    2 cores, AVX512, AVX-512 BF16, AMX"``. Where ``cpuinfo`` is unreadable (not Linux), the platform's name."""
+    import platform
+
+    import torch
+
+    fields, flags = _first_processor(cpuinfo)
     name = fields.get("model name") or platform.processor() or platform.machine()
     if "cpu family" in fields and "model" in fields:
         name += f" (family {fields['cpu family']} model {fields['model']})"

@@ -79,10 +79,11 @@ model name\t: another name
 @pytest.mark.parametrize("extra, tail", [("avx512_bf16 amx_bf16 amx_tile", "AVX-512 BF16, AMX"),
                                          ("avx512_bf16", "AVX-512 BF16, no AMX"), ("", "no AVX-512 BF16, no AMX")])
 def test_the_cpu_a_timing_came_from_is_named_with_its_bf16_support(tmp_path, extra, tail):
-    from sparsesis.latency import cpu_description
+    from sparsesis.latency import cpu_description, cpu_flags
 
     info = tmp_path / "cpuinfo"
     info.write_text(CPUINFO.format(extra=extra))
+    assert ("amx_bf16" in cpu_flags(info)) == ("amx_bf16" in extra) and "avx512f" in cpu_flags(info)
     text = cpu_description(info)
     assert text.startswith("Intel(R) Xeon(R) Platinum 8480+ (family 6 model 143), ")  # the first processor's block
     assert text.endswith(f"{torch.backends.cpu.get_cpu_capability()}, {tail}")
