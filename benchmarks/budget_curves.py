@@ -4,12 +4,18 @@ r"""Quality against training budget: every method at every budget it was saved a
         --gan spade=checkpoints/spade64 --gan oasis=checkpoints/oasis64 --gan sean=checkpoints/sean64 \
         --segmenter checkpoints/seg64 --out results/budget_curves.json
 
-Ours: each version of ``checkpoints/ours64`` that git history holds (the teacher at several training lengths),
-sampled with one fixed sampler (DDIM ``--steps`` at guidance ``--guidance``), plus the shipped student at its
-full budget (teacher plus distillation). GANs: ``NAME=FOLDER``, where FOLDER is a generator model folder or
-a GAN run folder whose ``snapshots/`` hold one exported generator every ~16,000 images
-(``python -m sparsesis.baselines.train ... --snapshot-every 1000``). Protocol: the 100 held-out layouts,
-class-wise masked with one mask seed, seed 0; FD-EffNetL0, KID, and mIoU with ``--segmenter``.
+Ours: each version of ``checkpoints/ours64`` that git history holds (the teacher at several training lengths;
+``--ours-from-git FOLDER ...`` reads other folders' histories too, such as the exports of a teacher's training in
+progress), sampled with one fixed sampler (DDIM ``--steps`` at guidance ``--guidance``), plus the shipped student
+at its full budget (teacher plus distillation); a folder's commit whose point ``--out`` already holds is not
+measured again. GANs: ``NAME=FOLDER``, where FOLDER is a generator model folder or a GAN run folder whose
+``snapshots/`` hold one exported generator every ~16,000 images (``python -m sparsesis.baselines.train ...
+--snapshot-every 1000``). Protocol: the 100 held-out layouts, class-wise masked with one mask seed, seed 0;
+FD-EffNetL0, KID, and mIoU with ``--segmenter``.
+
+Points are merged into ``--out``: a point measured again (same method, images seen and description) replaces the
+old one, the others stay, and ``commands`` lists every run. So a GAN's snapshots can be scored as its training goes
+on, and the curve outlives the run folder.
 """
 import argparse
 import json
@@ -29,8 +35,10 @@ from sparsesis.loader import load  # noqa: E402
 
 
 def git_versions(folder: str) -> list[str]:
-    """Commits (oldest first) that changed ``folder/model.safetensors``, skipping reverted ones."""
-    out = subprocess.run(["git", "log", "--format=%H %s", "--", f"{folder}/model.safetensors"], cwd=REPO,
+    """Commits (oldest first) that added or changed ``folder/model.safetensors`` (not the one that removed it),
+    skipping reverted ones."""
+    out = subprocess.run(["git", "log", "--diff-filter=AM", "--format=%H %s", "--", f"{folder}/model.safetensors"],
+                         cwd=REPO,
                          capture_output=True, text=True, check=True).stdout.splitlines()
     commits, reverted = [], set()
     for line in out:
@@ -51,10 +59,31 @@ def extract(commit: str, folder: str, dest: Path) -> Path:
     return dest
 
 
+def point_key(method: str, row: dict) -> tuple:
+    """What makes two points the same measurement: the method, its images seen and what it was."""
+    return method, row.get("images_seen"), row.get("what", "")
+
+
+def merge_curves(old: dict | None, new: dict, command: str) -> dict:
+    """``new``'s points added to ``old``'s (a point with the same ``point_key`` replaced), each method's points
+    sorted by images seen; ``commands`` gains ``command``."""
+    old = old or {}
+    methods = {m: list(pts) for m, pts in old.get("methods", {}).items()}
+    for method, pts in new["methods"].items():
+        fresh = {point_key(method, r) for r in pts}
+        methods[method] = [r for r in methods.get(method, []) if point_key(method, r) not in fresh] + list(pts)
+    for method in methods:
+        methods[method].sort(key=lambda r: (r.get("images_seen") or 0, r.get("what", "")))
+    commands = list(old.get("commands", [old["command"]] if "command" in old else []))
+    return {**{k: v for k, v in old.items() if k not in ("command", "commands", "methods")},
+            **{k: v for k, v in new.items() if k != "methods"}, "methods": methods, "commands": commands + [command]}
+
+
 def point(model, name, pairs, net, seg, steps, guidance, extra=None) -> dict:
-    gen = ModelGenerator(model, steps=steps if model.is_diffusion else None,
-                         guidance=guidance if model.is_diffusion and not model.distilled else None,
-                         name=name)
+    teacher = model.is_diffusion and not model.distilled
+    # a teacher: classifier-free guidance at the fixed scale, whatever guide its folder names as its default
+    gen = ModelGenerator(model, steps=steps if model.is_diffusion else None, guidance=guidance if teacher else None,
+                         name=name, options={"guide": "cfg"} if teacher and guidance is not None else {})
     res = evaluate({name: gen}, pairs, ["random_mask"], feature_net=net, seed=0, segmenter=seg, progress=False)
     m, info = res["methods"][name]["random_mask"], res["info"][name]
     row = {"images_seen": info["images_seen"], "train_hours": info["train_hours"], "fd": m["fd"], "kid": m["kid"],
@@ -75,7 +104,8 @@ def gan_folders(path: Path) -> list[Path]:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ours-from-git", action="store_true", help="every committed version of checkpoints/ours64")
+    p.add_argument("--ours-from-git", nargs="*", default=None, metavar="FOLDER",
+                   help="every committed version of these model folders (none named: checkpoints/ours64)")
     p.add_argument("--student", default=None, help="the shipped student, one more point for ours")
     p.add_argument("--gan", action="append", default=[], help="NAME=FOLDER (model folder or run folder)")
     p.add_argument("--steps", type=int, default=8)
@@ -92,27 +122,34 @@ def main():
     net = feature_network("effnet-lite0")
     seg = Segmenter.from_pretrained(a.segmenter) if a.segmenter else None
     pairs = load_split("eval", 64, a.data, progress=False)
-    methods = {"ours": []}
-    if a.ours_from_git:
+    old = json.loads(Path(a.out).read_text()) if Path(a.out).is_file() else None
+    measured = {(r.get("folder", "checkpoints/ours64"), r["commit"])  # (the first points name no folder)
+                for r in (old or {}).get("methods", {}).get("ours", []) if "commit" in r}
+    methods = {}
+    if a.ours_from_git is not None:
         with tempfile.TemporaryDirectory() as tmp:
-            for i, commit in enumerate(git_versions("checkpoints/ours64")):
-                model = load(extract(commit, "checkpoints/ours64", Path(tmp) / f"v{i}"), precision="bf16")
-                methods["ours"].append(point(model, "ours", pairs, net, seg, a.steps, a.guidance,
-                                             {"what": f"teacher, DDIM {a.steps} steps, guidance {a.guidance:g}",
-                                              "commit": commit[:10]}))
+            for folder in a.ours_from_git or ["checkpoints/ours64"]:
+                for i, commit in enumerate(git_versions(folder)):
+                    if (folder, commit[:10]) in measured:  # a committed network does not change: its point stays
+                        continue
+                    model = load(extract(commit, folder, Path(tmp) / f"{Path(folder).name}_{i}"), precision="bf16")
+                    row = point(model, "ours", pairs, net, seg, a.steps, a.guidance,
+                                {"what": f"teacher, DDIM {a.steps} steps, guidance {a.guidance:g}",
+                                 "commit": commit[:10], "folder": folder})
+                    if all(point_key("ours", row) != point_key("ours", r) for r in methods.get("ours", [])):
+                        methods.setdefault("ours", []).append(row)  # (one network can sit in two folders)
     if a.student:
         model = load(a.student, precision="bf16")
-        methods["ours"].append(point(model, "ours", pairs, net, seg, None, None,
+        methods.setdefault("ours", []).append(point(model, "ours", pairs, net, seg, None, None,
                                      {"what": f"{model.default_steps}-step student (guidance {model.guidance_label:g} "
                                               "built in), teacher plus distillation budget"}))
     for spec in a.gan:
         name, folder = spec.split("=", 1)
         methods[name] = [point(load(f), name, pairs, net, seg, None, None, {"folder": str(f)})
                          for f in gan_folders(Path(folder))]
-        methods[name].sort(key=lambda r: r["images_seen"] or 0)
-    methods["ours"].sort(key=lambda r: (r["images_seen"] or 0, r.get("what", "")))
-    out = {"metric": net.metric, "input": "random_mask, 1 mask seed, 100 held-out layouts, seed 0",
-           "methods": methods, "command": command_line(__file__)}
+    new = {"metric": net.metric, "input": "random_mask, 1 mask seed, 100 held-out layouts, seed 0",
+           "methods": methods}
+    out = merge_curves(old, new, command_line(__file__))
     save_json_atomic(a.out, out)
     print(json.dumps(out, indent=1))
 

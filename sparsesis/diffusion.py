@@ -145,10 +145,17 @@ def autoguided(main: Callable, guide: Callable, scale: float, pair: Callable | N
 
     ``cfg_scale != 1`` adds classifier-free guidance on top (``pair`` from ``cond_uncond``):
     v = v_c + (scale - 1)(v_c - v_guide) + (cfg_scale - 1)(v_c - v_u). Autoguidance pulls towards photos,
-    the classifier-free term towards the layout; three passes a step (two of them batched)."""
+    the classifier-free term towards the layout; three passes a step (two of them batched). At ``scale == 1``
+    that is classifier-free guidance alone, computed as ``guided`` computes it, without the guide's pass."""
     if cfg_scale != 1.0:
         if pair is None:
             raise ValueError("classifier-free guidance on top of autoguidance needs the conditional/unconditional pair")
+        if scale == 1.0:
+            def cfg_fn(z, t):
+                v_c, v_u = pair(z, t)
+                return v_u + cfg_scale * (v_c - v_u)
+
+            return cfg_fn
 
         def both_fn(z, t):
             v_c, v_u = pair(z, t)

@@ -11,7 +11,8 @@ instead); ``--guide FOLDER`` distils autoguidance by that weaker model instead, 
 those noise levels only, ``--cfg-scale C`` (with ``--guide``) classifier-free guidance at C on top of the
 autoguidance. A student's config records the scale (and guide) it baked in; ``Synthesizer`` refuses
 another scale for it. ``--student-init FOLDER`` starts the first stage from a student of a nearby sampler
-(its distillation budget is counted in the new student's). The shipped students' recipes and how they
+(its distillation budget is counted in the new student's). ``--precision bf16`` runs the networks' passes under
+bf16 autocast (faster only where the CPU computes bf16 natively; the student's record says which ran). The shipped students' recipes and how they
 measure: ``checkpoints/README.md`` and ``results/README.md``.
 
 Layout: ``<run>/state.safetensors`` (the stage in progress: student, optimizer, iteration), and one
@@ -33,7 +34,8 @@ from .classes import one_hot
 from .diffusion import (alpha_sigma, autoguided, cond_uncond, ddim_step, guidance_interval, guided, logsnr_cosine,
                         q_sample, x_eps_from_v)
 from .masking import MaskConfig
-from .training import TrainingLoop, config_from_args, config_parser, load_state, save_state, set_threads
+from .training import (PRECISIONS, TrainingLoop, config_from_args, config_parser, load_state,
+                       mixed_precision, save_state, set_threads)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class DistillConfig:
     seed: int = 0
     save_every: int = 40
     threads: int | None = None
+    precision: str = "fp32"  # CPU autocast of the networks' passes: fp32 | bf16 (the targets' arithmetic stays fp32)
 
 
 def stage_plan(teacher_steps: int, final_steps: int) -> list[int]:
@@ -141,6 +144,7 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
     from .synthesizer import Synthesizer
 
     set_threads(cfg.threads)
+    autocast = mixed_precision(cfg.precision)
     run = Path(cfg.run)
     run.mkdir(parents=True, exist_ok=True)
     plan = stage_plan(cfg.teacher_steps, cfg.final_steps)
@@ -213,7 +217,9 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
                 teacher_fn = (guided_teacher(teacher, lay, uncond, guidance, guide, cfg.interval, cfg.cfg_scale)
                               if n == plan[0]
                               else guided(teacher, lay, None, 1.0))
-                loss = distill_loss(lambda z, tt: student(z, tt, lay), teacher_fn, batch.photos, noise, t, n).mean()
+                with autocast:
+                    loss = distill_loss(lambda z, tt: student(z, tt, lay), teacher_fn, batch.photos, noise, t,
+                                        n).mean()
                 for group in opt.param_groups:  # linear decay to zero within each stage (no EMA needed)
                     group["lr"] = stage_lr(cfg.lr, it, iters[n])
                 opt.zero_grad(set_to_none=True)
@@ -236,7 +242,8 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
                                    **({"student_init": cfg.student_init} if cfg.student_init and n == plan[0]
                                       else {}),
                                    "teacher_steps": cfg.teacher_steps, "iterations": iters[n],
-                                   "batch_size": cfg.batch_size, "lr": cfg.lr, "final_loss": loss_avg,
+                                   "batch_size": cfg.batch_size, "lr": cfg.lr, "precision": cfg.precision,
+                                   "final_loss": loss_avg,
                                    "stage": {"images": iters[n] * cfg.batch_size, "seconds": seconds},
                                    "total": {"images": before["images"] + iters[n] * cfg.batch_size,
                                              "seconds": round(before["seconds"] + seconds, 1)}}
@@ -255,7 +262,10 @@ def parse_config(argv=None) -> DistillConfig:
                              "interval": "LO HI: guide the teacher only at times LO <= t <= HI",
                              "cfg_scale": "with --guide: classifier-free guidance at this scale on top (1: none)",
                              "student_init": "start the first stage's student from this distilled student "
-                                             "(a nearby sampler's) instead of the teacher"})
+                                             "(a nearby sampler's) instead of the teacher",
+                             "precision": "CPU autocast of the networks' passes (bf16 pays only where the CPU has "
+                                          "native bf16)"},
+                      choices={"precision": list(PRECISIONS)})
     cfg = config_from_args(DistillConfig, p.parse_args(argv))
     try:
         stage_iterations(cfg.iters_per_stage, stage_plan(cfg.teacher_steps, cfg.final_steps))

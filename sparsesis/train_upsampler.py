@@ -12,7 +12,8 @@ noise planes that draw the fine texture per seed.
 Losses: L1 to the real crop (``--l1-weight``; ``--lowpass-weight`` puts L1 on 2x2 means instead, leaving the
 finest octave to the discriminator), and from ``adv_from`` on an adversarial loss with feature matching: a
 layout-conditioned PatchGAN with hinge loss (pix2pixHD; ``--disc patch``) or OASIS's per-pixel segmentation
-discriminator (``--disc segmentation``), either behind DiffAugment (``--diffaug``). No ImageNet network is used
+discriminator (``--disc segmentation``), either behind DiffAugment (``--diffaug``), optionally with R1 on real
+crops (``--r1-weight``; the runs and what each gave: ``results/README.md``). No ImageNet network is used
 in any loss (the metric's network least of all). Batches are a pure function of (seed, step), so a resumed run
 continues exactly; ``<run>/export`` holds the EMA generator as a model folder, ``<run>/snapshots/step_<n>`` one
 every ``--snapshot-every`` steps.
@@ -76,6 +77,10 @@ class UpsamplerTrainConfig:
     disc: str = "patch"
     disc_channels: int = 32  # the segmentation discriminator's width
     diffaug: bool = False  # DiffAugment (colour, translation) on everything the discriminator sees
+    # R1 (Mescheder et al. 2018): the squared gradient of the discriminator's verdict on real crops with respect to
+    # their pixels, weighted by r1_weight, computed every r1_every steps and scaled by it (StyleGAN2's lazy form)
+    r1_weight: float = 0.0
+    r1_every: int = 4
     init_from: str | None = None  # an upsampler folder to start from when the run has no state (same width)
     decay_from: int | None = None  # the learning rates fall linearly to 0 from this step to `steps`
     precision: str = "fp32"  # "bf16": autocast forward passes
@@ -187,6 +192,10 @@ class PatchAdversary:
             f_real = self._out(real, lay_ids, seed)  # the same augmentation, so the features line up
         return hinge_g(f_fake), feature_matching(f_real, f_fake)
 
+    def real_score(self, real, lay_ids, full, seed):
+        """The verdict on real crops that R1 differentiates: the sum of the real/fake map."""
+        return self._out(real, lay_ids, seed)[0][-1].float().sum()
+
 
 class SegmentationAdversary:
     """OASIS's discriminator on the image alone: each real pixel is to be labelled with its class (the crop's
@@ -216,6 +225,19 @@ class SegmentationAdversary:
         with torch.no_grad():
             f_real = self.disc.features(self._aug(real, full, seed)[0])
         return balanced_ce(f_fake[-1], lab), feature_matching([f_real], [f_fake])
+
+    def real_score(self, real, lay_ids, full, seed):
+        """The verdict on real crops that R1 differentiates: the class-balanced cross-entropy summed over pixels
+        (a per-pixel loss, so its gradient is on the scale of a logit map's)."""
+        x, lab = self._aug(real, full, seed)
+        return balanced_ce(self.disc(x), lab) * lab[0].numel()
+
+
+def r1_penalty(adversary, real: torch.Tensor, lay_ids, full, seed: int) -> torch.Tensor:
+    """R1: the mean over the batch of the squared norm of d(verdict on ``real``)/d(pixels)."""
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(adversary.real_score(real, lay_ids, full, seed), real, create_graph=True)
+    return grad.float().pow(2).sum(dim=(1, 2, 3)).mean()
 
 
 ADVERSARIES = {"patch": PatchAdversary, "segmentation": SegmentationAdversary}
@@ -284,6 +306,8 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
     torch.manual_seed(cfg.seed)
     if cfg.disc not in ADVERSARIES:
         raise ValueError(f"disc must be one of {', '.join(ADVERSARIES)}, got {cfg.disc!r}")
+    if cfg.r1_weight < 0 or cfg.r1_every < 1:
+        raise ValueError(f"r1_weight must be >= 0 and r1_every >= 1, got {cfg.r1_weight} and {cfg.r1_every}")
     if cfg.disc == "segmentation" and cfg.patch % 16:
         raise ValueError(f"the segmentation discriminator needs a patch that is a multiple of 16, got {cfg.patch}")
     net = UpsamplerNet(UpsamplerConfig(classset.num_channels, cfg.channels, cfg.blocks, level_input=cfg.level_input,
@@ -341,6 +365,11 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
                 if adversarial:
                     with autocast:
                         d_loss = adversary.d_loss(y, fake.detach(), lay_ids, full, aug_seed)
+                    if cfg.r1_weight and loop.step % cfg.r1_every == 0:
+                        with autocast:
+                            r1 = r1_penalty(adversary, y, lay_ids, full, aug_seed + 3)
+                        d_loss = d_loss + cfg.r1_weight * cfg.r1_every * r1
+                        logs["r1"] = r1.item()
                     opt_d.zero_grad(set_to_none=True)
                     d_loss.backward()
                     opt_d.step()

@@ -13,6 +13,18 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = os.environ.get("SPARSESIS_DATA")
 
 
+def benchmark_module(name: str):
+    """``benchmarks/<name>.py`` imported as a module (the scripts import their neighbour ``common``)."""
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SPARSESIS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

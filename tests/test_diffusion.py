@@ -124,6 +124,15 @@ def test_autoguidance_and_the_guidance_interval_mix_as_defined():
     z, t = torch.zeros(2, 3, 4, 4), torch.full((2,), 0.5)
     torch.testing.assert_close(autoguided(main, guide, 2.0)(z, t), torch.full_like(z, 3.0))  # -1 + 2 * (1 - -1)
     assert autoguided(main, guide, 1.0) is main  # scale 1: the main model alone, one pass
+    # autoguidance 1 with classifier-free guidance on top is classifier-free guidance alone: the guide never runs
+    passes = []
+    counted_guide = lambda z, t: passes.append("guide") or z - 1.0  # noqa: E731
+    pair = lambda z, t: (z + 1.0, z + 0.25)  # noqa: E731  (conditional, unconditional)
+    torch.testing.assert_close(autoguided(main, counted_guide, 1.0, pair, cfg_scale=3.0)(z, t),
+                               torch.full_like(z, 0.25 + 3.0 * 0.75))
+    assert passes == []
+    autoguided(main, counted_guide, 1.5, pair, cfg_scale=3.0)(z, t)
+    assert passes == ["guide"]
     calls = []
     strong = lambda z, t: calls.append("guided") or z + 5  # noqa: E731
     plain = lambda z, t: calls.append("plain") or z  # noqa: E731

