@@ -38,8 +38,7 @@ def git_versions(folder: str) -> list[str]:
     """Commits (oldest first) that added or changed ``folder/model.safetensors`` (not the one that removed it),
     skipping reverted ones."""
     out = subprocess.run(["git", "log", "--diff-filter=AM", "--format=%H %s", "--", f"{folder}/model.safetensors"],
-                         cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout.splitlines()
+                         cwd=REPO, capture_output=True, text=True, check=True).stdout.splitlines()
     commits, reverted = [], set()
     for line in out:
         sha, subject = line.split(" ", 1)
@@ -140,9 +139,10 @@ def main():
                         methods.setdefault("ours", []).append(row)  # (one network can sit in two folders)
     if a.student:
         model = load(a.student, precision="bf16")
-        methods.setdefault("ours", []).append(point(model, "ours", pairs, net, seg, None, None,
-                                     {"what": f"{model.default_steps}-step student (guidance {model.guidance_label:g} "
-                                              "built in), teacher plus distillation budget"}))
+        row = point(model, "ours", pairs, net, seg, None, None,
+                    {"what": f"{model.default_steps}-step student (guidance {model.guidance_label:g} built in), "
+                             "teacher plus distillation budget"})
+        methods.setdefault("ours", []).append(row)
     for spec in a.gan:
         name, folder = spec.split("=", 1)
         methods[name] = [point(load(f), name, pairs, net, seg, None, None, {"folder": str(f)})

@@ -12,8 +12,8 @@ those noise levels only, ``--cfg-scale C`` (with ``--guide``) classifier-free gu
 autoguidance. A student's config records the scale (and guide) it baked in; ``Synthesizer`` refuses
 another scale for it. ``--student-init FOLDER`` starts the first stage from a student of a nearby sampler
 (its distillation budget is counted in the new student's). ``--precision bf16`` runs the networks' passes under
-bf16 autocast (faster only where the CPU computes bf16 natively; the student's record says which ran). The shipped students' recipes and how they
-measure: ``checkpoints/README.md`` and ``results/README.md``.
+bf16 autocast (faster only where the CPU computes bf16 natively; the student's record says which ran). The
+shipped students' recipes and how they measure: ``checkpoints/README.md`` and ``results/README.md``.
 
 Layout: ``<run>/state.safetensors`` (the stage in progress: student, optimizer, iteration), and one
 model folder ``<run>/student_<steps>`` per finished stage. Re-running the command resumes.
