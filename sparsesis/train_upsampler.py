@@ -344,6 +344,7 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
         save_discriminator(run / "export", disc, disc=cfg.disc)
 
     log = open(run / "log.jsonl", "a")
+    last_r1 = None  # R1 runs every r1_every steps; each step's log carries the latest value
     with loop:
         try:
             while loop.running():
@@ -369,7 +370,9 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
                         with autocast:
                             r1 = r1_penalty(adversary, y, lay_ids, full, aug_seed + 3)
                         d_loss = d_loss + cfg.r1_weight * cfg.r1_every * r1
-                        logs["r1"] = r1.item()
+                        last_r1 = r1.item()
+                    if last_r1 is not None:
+                        logs["r1"] = last_r1
                     opt_d.zero_grad(set_to_none=True)
                     d_loss.backward()
                     opt_d.step()

@@ -374,12 +374,14 @@ def test_r1_is_the_discriminators_steepness_on_real_crops_and_training_on_it_fla
 def test_an_r1_regularised_run_logs_its_penalty_and_resumes_exactly(toy_root, tmp_path):
     base = dict(data=str(toy_root), size=32, patch=16, channels=8, blocks=1, batch_size=2, adv_from=0, save_every=1,
                 threads=2, disc="segmentation", disc_channels=4, r1_weight=0.5, r1_every=2)
-    train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "a"), steps=3, **base), progress=False)
-    train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "b"), steps=1, **base), progress=False)
+    train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "a"), steps=10, **base), progress=False)
     train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "b"), steps=3, **base), progress=False)
+    train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "b"), steps=10, **base), progress=False)
     a, b = (Upsampler.from_pretrained(tmp_path / r / "export") for r in "ab")
     for k, v in a.net.state_dict().items():
         torch.testing.assert_close(v, b.net.state_dict()[k])
+    logged = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert logged[-1]["step"] == 10 and logged[-1]["r1"] > 0  # written every 10 steps, R1 every 2
     cfg = json.loads((tmp_path / "a" / "export" / "config.json").read_text())
     assert cfg["training"]["r1_weight"] == 0.5 and cfg["training"]["r1_every"] == 2
     with pytest.raises(ValueError, match="r1_weight must be >= 0"):
