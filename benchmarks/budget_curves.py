@@ -11,7 +11,10 @@ at its full budget (teacher plus distillation); a folder's commit whose point ``
 measured again. GANs: ``NAME=FOLDER``, where FOLDER is a generator model folder or a GAN run folder whose
 ``snapshots/`` hold one exported generator every ~16,000 images (``python -m sparsesis.baselines.train ...
 --snapshot-every 1000``). Protocol: the 100 held-out layouts, class-wise masked with one mask seed, seed 0;
-FD-EffNetL0, KID, and mIoU with ``--segmenter``.
+FD-EffNetL0, KID, and mIoU with ``--segmenter``. ``--split train`` scores the first ``--limit`` training layouts
+against their own photos instead: how a snapshot is chosen without the held-out set
+
+    python benchmarks/budget_curves.py --split train --gan oasis=runs/oasis64 --out results/gan_selection.json
 
 Points are merged into ``--out``: a point measured again (same method, images seen and description) replaces the
 old one, the others stay, and ``commands`` lists every run. So a GAN's snapshots can be scored as its training goes
@@ -78,12 +81,13 @@ def merge_curves(old: dict | None, new: dict, command: str) -> dict:
             **{k: v for k, v in new.items() if k != "methods"}, "methods": methods, "commands": commands + [command]}
 
 
-def point(model, name, pairs, net, seg, steps, guidance, extra=None) -> dict:
+def point(model, name, pairs, net, seg, steps, guidance, extra=None, limit=None) -> dict:
     teacher = model.is_diffusion and not model.distilled
     # a teacher: classifier-free guidance at the fixed scale, whatever guide its folder names as its default
     gen = ModelGenerator(model, steps=steps if model.is_diffusion else None, guidance=guidance if teacher else None,
                          name=name, options={"guide": "cfg"} if teacher and guidance is not None else {})
-    res = evaluate({name: gen}, pairs, ["random_mask"], feature_net=net, seed=0, segmenter=seg, progress=False)
+    res = evaluate({name: gen}, pairs, ["random_mask"], feature_net=net, seed=0, segmenter=seg, progress=False,
+                   limit=limit)
     m, info = res["methods"][name]["random_mask"], res["info"][name]
     row = {"images_seen": info["images_seen"], "train_hours": info["train_hours"], "fd": m["fd"], "kid": m["kid"],
            **({"miou": m["miou"]} if "miou" in m else {}), "parameters": info["parameters"], **(extra or {})}
@@ -101,6 +105,18 @@ def gan_folders(path: Path) -> list[Path]:
     return found
 
 
+def gan_points(specs: list[str], measure) -> dict:
+    """``NAME=FOLDER`` specs -> {name: [measure(name, generator folder), ...]}; a name given twice (a run's
+    snapshot and its export, say) collects the points of both."""
+    methods = {}
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not folder:
+            raise SystemExit(f"error: --gan takes NAME=FOLDER, got {spec!r}")
+        methods.setdefault(name, []).extend(measure(name, f) for f in gan_folders(Path(folder)))
+    return methods
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ours-from-git", nargs="*", default=None, metavar="FOLDER",
@@ -111,6 +127,9 @@ def main():
     p.add_argument("--guidance", type=float, default=4.0)
     p.add_argument("--segmenter", default=None)
     p.add_argument("--data", default=None)
+    p.add_argument("--split", choices=["eval", "train"], default="eval",
+                   help="train: the first --limit training layouts, to choose snapshots on (default: the held-out)")
+    p.add_argument("--limit", type=int, default=100)
     add_threads(p, None)
     p.add_argument("--out", default="results/budget_curves.json")
     a = p.parse_args()
@@ -120,8 +139,14 @@ def main():
 
     net = feature_network("effnet-lite0")
     seg = Segmenter.from_pretrained(a.segmenter) if a.segmenter else None
-    pairs = load_split("eval", 64, a.data, progress=False)
+    pairs = load_split(a.split, 64, a.data, progress=False)
+    limit = a.limit if a.split == "train" else None
     old = json.loads(Path(a.out).read_text()) if Path(a.out).is_file() else None
+    layouts = "100 held-out layouts" if a.split == "eval" else f"the first {a.limit} training layouts"
+    protocol = f"random_mask, 1 mask seed, {layouts}, seed 0"
+    if old and old.get("input", protocol) != protocol:
+        raise SystemExit(f"error: {a.out} holds points on {old['input']!r}, these would be on {protocol!r}: "
+                         "pass another --out")
     measured = {(r.get("folder", "checkpoints/ours64"), r["commit"])  # (the first points name no folder)
                 for r in (old or {}).get("methods", {}).get("ours", []) if "commit" in r}
     methods = {}
@@ -134,21 +159,18 @@ def main():
                     model = load(extract(commit, folder, Path(tmp) / f"{Path(folder).name}_{i}"), precision="bf16")
                     row = point(model, "ours", pairs, net, seg, a.steps, a.guidance,
                                 {"what": f"teacher, DDIM {a.steps} steps, guidance {a.guidance:g}",
-                                 "commit": commit[:10], "folder": folder})
+                                 "commit": commit[:10], "folder": folder}, limit)
                     if all(point_key("ours", row) != point_key("ours", r) for r in methods.get("ours", [])):
                         methods.setdefault("ours", []).append(row)  # (one network can sit in two folders)
     if a.student:
         model = load(a.student, precision="bf16")
         row = point(model, "ours", pairs, net, seg, None, None,
                     {"what": f"{model.default_steps}-step student (guidance {model.guidance_label:g} built in), "
-                             "teacher plus distillation budget"})
+                             "teacher plus distillation budget"}, limit)
         methods.setdefault("ours", []).append(row)
-    for spec in a.gan:
-        name, folder = spec.split("=", 1)
-        methods[name] = [point(load(f), name, pairs, net, seg, None, None, {"folder": str(f)})
-                         for f in gan_folders(Path(folder))]
-    new = {"metric": net.metric, "input": "random_mask, 1 mask seed, 100 held-out layouts, seed 0",
-           "methods": methods}
+    methods.update(gan_points(a.gan, lambda name, f: point(load(f), name, pairs, net, seg, None, None,
+                                                            {"folder": str(f)}, limit)))
+    new = {"metric": net.metric, "input": protocol, "methods": methods}
     out = merge_curves(old, new, command_line(__file__))
     save_json_atomic(a.out, out)
     print(json.dumps(out, indent=1))

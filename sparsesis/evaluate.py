@@ -279,6 +279,9 @@ def markdown_table(result: dict) -> str:
         info = result.get("info", {}).get(name, {})
         p, imgs, hours = info.get("parameters"), info.get("images_seen"), info.get("train_hours")
         row = [name, f"{p / 1e6:.1f} M" if p else "-", f"{imgs:,}" if imgs else "-", f"{hours:.2f}" if hours else "-"]
+        if info.get("run_images_seen"):  # a generator chosen from a longer run: the run's budget beside its own
+            row[2] += f" (run: {info['run_images_seen']:,})"
+            row[3] += f" (run: {info['run_train_hours']:.2f})"
         for k in kinds:
             m = by_kind.get(k)
             if m is None:

@@ -110,6 +110,11 @@ class GanSynthesizer:
         from .unet import count_parameters
 
         rec = self.config.get("record", {})
-        return {"parameters": rec.get("parameters_g") or count_parameters(self.method.generator),
+        info = {"parameters": rec.get("parameters_g") or count_parameters(self.method.generator),
                 "images_seen": rec.get("images_seen"),
                 "train_hours": round(rec.get("train_seconds", 0) / 3600, 3), "device": rec.get("device")}
+        if "run" in rec:  # a snapshot chosen from a longer run (sparsesis.baselines.ship): what the run spent
+            run = rec["run"]
+            info.update(run_images_seen=run.get("images_seen"), chosen=run.get("chosen"),
+                        run_train_hours=round(run.get("train_seconds", 0) / 3600, 3))
+        return info

@@ -52,6 +52,7 @@ class UpsamplerTrainConfig:
     patch: int = 128  # training crops (output side); inputs are patch / 4
     channels: int = 64
     blocks: int = 8
+    fine_blocks: int = 0  # residual blocks at 2x, identity at the start (init_weights)
     batch_size: int = 16
     lr: float = 2e-4
     lr_d: float = 2e-4
@@ -245,8 +246,9 @@ ADVERSARIES = {"patch": PatchAdversary, "segmentation": SegmentationAdversary}
 
 def init_weights(net: UpsamplerNet, folder: str, classset) -> dict:
     """Start ``net`` from a trained upsampler of the same width and depth. A level or noise input the old network
-    lacked gets zero weights, so the new network starts out computing exactly what the old one did. Returns what the
-    old folder's record says of its training (the new run's record keeps it as ``started_from``)."""
+    lacked gets zero weights and fine blocks it lacked keep their identity start, so the new network starts out
+    computing exactly what the old one did. Returns what the old folder's record says of its training (the new
+    run's record keeps it as ``started_from``)."""
     from .checkpoint import load_model_dir
 
     old_cfg, weights = load_model_dir(folder)
@@ -266,6 +268,11 @@ def init_weights(net: UpsamplerNet, folder: str, classset) -> dict:
         if missing < 0:
             raise ValueError(f"--init-from {folder}: it has a {flag} input, pass --{flag}-input")
         weights[key] = torch.cat([w, w.new_zeros(w.shape[0], missing, *w.shape[2:])], 1)
+    if old.fine_blocks > net.cfg.fine_blocks:
+        raise ValueError(f"--init-from {folder}: it has {old.fine_blocks} fine blocks, pass --fine-blocks "
+                         f"{old.fine_blocks} or more")
+    own = net.state_dict()
+    weights.update({k: v for k, v in own.items() if k.startswith("fine.") and k not in weights})
     net.load_state_dict(weights)
     old_record = old_cfg.get("record", {})
     return {"folder": str(folder), **{k: old_record[k] for k in ("step", "images_seen", "train_seconds")
@@ -311,7 +318,7 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
     if cfg.disc == "segmentation" and cfg.patch % 16:
         raise ValueError(f"the segmentation discriminator needs a patch that is a multiple of 16, got {cfg.patch}")
     net = UpsamplerNet(UpsamplerConfig(classset.num_channels, cfg.channels, cfg.blocks, level_input=cfg.level_input,
-                                       noise_input=cfg.noise_input))
+                                       noise_input=cfg.noise_input, fine_blocks=cfg.fine_blocks))
     started_from = None
     if cfg.init_from and not (run / STATE_FILE).is_file():
         started_from = init_weights(net, cfg.init_from, classset)

@@ -39,16 +39,22 @@ class UpsamplerConfig:
     # a Gaussian noise plane at 2x and at 4x (StyleGAN's noise inputs): fine texture drawn per seed, the same
     # picture for the same seed
     noise_input: bool = False
+    # residual blocks at 2x (after the first pixel shuffle), where the fine texture is drawn; each starts as the
+    # identity (its last convolution zero), so blocks added to a trained network leave its output unchanged
+    fine_blocks: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class ResBlock(nn.Module):
-    def __init__(self, ch: int):
+    def __init__(self, ch: int, identity_init: bool = False):
         super().__init__()
         self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
                                   nn.Conv2d(ch, ch, 3, padding=1))
+        if identity_init:  # the block computes the identity until training moves its last convolution
+            nn.init.zeros_(self.body[2].weight)
+            nn.init.zeros_(self.body[2].bias)
 
     def forward(self, x):
         return x + 0.2 * self.body(x)  # residual scaling (ESRGAN) keeps a deep stack stable without norms
@@ -68,6 +74,7 @@ class UpsamplerNet(nn.Module):
         nz = int(cfg.noise_input)
         self.up1 = nn.Sequential(nn.Conv2d(ch, 4 * ch, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, inplace=True))
         self.mix1 = nn.Sequential(nn.Conv2d(ch + lc + nz, ch, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
+        self.fine = nn.Sequential(*[ResBlock(ch, identity_init=True) for _ in range(cfg.fine_blocks)])
         half = ch // 2
         self.up2 = nn.Sequential(nn.Conv2d(ch, 4 * half, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, inplace=True))
         self.mix2 = nn.Sequential(nn.Conv2d(half + lc + nz, half, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
@@ -91,7 +98,7 @@ class UpsamplerNet(nn.Module):
                 noise = x.new_zeros(x.shape[0], 1, *layout.shape[-2:])
             at2.append(2 * F.avg_pool2d(noise.to(x.dtype), 2))  # the mean of 4 unit normals, back to unit std
             at4.append(noise.to(x.dtype))
-        f = self.mix1(torch.cat([self.up1(f), *at2], 1))  # (B, ch, 2h, 2w)
+        f = self.fine(self.mix1(torch.cat([self.up1(f), *at2], 1)))  # (B, ch, 2h, 2w)
         detail = self.mix2(torch.cat([self.up2(f), *at4], 1))  # (B, 3, 4h, 4w)
         base = F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
         return base + detail

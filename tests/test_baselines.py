@@ -187,3 +187,38 @@ def test_a_gan_goes_on_from_its_exported_folder_when_the_run_folder_is_gone(toy_
         other = "spade" if name == "oasis" else "oasis"
         train_gan(GanTrainConfig(run=str(tmp_path / "e"), steps=4, init_from=str(export), **{**base, "method": other}),
                   progress=False)
+
+
+def test_the_shipped_gan_is_the_runs_best_on_training_layouts_and_keeps_the_runs_budget(toy_root, tmp_path):
+    import json
+
+    from sparsesis.baselines.ship import main as ship_main
+    from sparsesis.baselines.ship import ship
+    from sparsesis.loader import load
+
+    run = tmp_path / "g"
+    train_gan(GanTrainConfig(method="spade", run=str(run), data=str(toy_root), image_size=32, batch_size=2, steps=4,
+                             snapshot_every=2, threads=2), progress=False)
+    early, late = run / "snapshots" / "images_0000004", run / "snapshots" / "images_0000008"
+    rows = [{"images_seen": 4, "fd": 120.0, "folder": str(early)}, {"images_seen": 8, "fd": 130.0, "folder": str(late)},
+            {"images_seen": 2, "fd": 90.0, "folder": str(tmp_path / "gone")}]  # the best, but no longer on disk
+    selection = {"input": "random_mask, 1 mask seed, the first 100 training layouts, seed 0",
+                 "methods": {"spade": rows}}
+    cfg = ship(selection, "spade", run, tmp_path / "out")
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == (early / "model.safetensors").read_bytes()
+    assert cfg["record"]["images_seen"] == 4 and cfg["record"]["run"]["images_seen"] == 8
+    assert cfg["record"]["run"]["chosen_from"] == {"2": 90.0, "4": 120.0, "8": 130.0}
+    info = load(tmp_path / "out").info()
+    assert (info["images_seen"], info["run_images_seen"]) == (4, 8) and "training layouts" in info["chosen"]
+    held_out = {**selection, "input": "random_mask, 1 mask seed, 100 held-out layouts, seed 0"}
+    with pytest.raises(ValueError, match="training layouts"):  # the held-out set never picks a snapshot
+        ship(held_out, "spade", run, tmp_path / "out2")
+    with pytest.raises(ValueError, match="no scored generator of 'oasis'"):
+        ship(selection, "oasis", run, tmp_path / "out2")
+    path = tmp_path / "selection.json"
+    path.write_text(json.dumps(held_out))
+    for argv, message in ((["--selection", str(tmp_path / "none.json")], "none.json not found"),
+                          (["--selection", str(path)], "training layouts")):
+        with pytest.raises(SystemExit, match=message):
+            ship_main(["--method", "spade", "--run-dir", str(run), "--out", str(tmp_path / "o"), *argv])
+    assert not (tmp_path / "o").exists() and not (tmp_path / "out2").exists()

@@ -1,4 +1,5 @@
 """benchmarks/budget_curves.py: points measured in several runs make one curve per method."""
+import pytest
 from conftest import benchmark_module
 
 
@@ -21,3 +22,17 @@ def test_points_from_a_later_run_join_the_curves_and_a_remeasured_point_replaces
     again = merge(out, {"methods": {"ours": [student]}}, "c3")
     assert len(again["methods"]["ours"]) == 2 and again["commands"][-1] == "c3"
     assert merge(None, new, "c")["methods"]["oasis"][0]["images_seen"] == 73600
+
+
+def test_a_gan_named_twice_collects_the_points_of_both_folders(tmp_path):
+    bc = benchmark_module("budget_curves")
+    run, single = tmp_path / "run", tmp_path / "export"
+    for folder in (run / "snapshots" / "images_0080000", run / "snapshots" / "images_0096000", single):
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"")
+    measure = lambda name, f: {"method": name, "folder": f.name}  # noqa: E731
+    got = bc.gan_points([f"oasis={run}", f"oasis={single}", f"spade={single}"], measure)
+    assert [r["folder"] for r in got["oasis"]] == ["images_0080000", "images_0096000", "export"]
+    assert [r["folder"] for r in got["spade"]] == ["export"]
+    with pytest.raises(SystemExit, match="NAME=FOLDER"):
+        bc.gan_points([str(single)], measure)

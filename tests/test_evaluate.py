@@ -75,6 +75,11 @@ def test_markdown_table_marks_the_best_method_per_kind():
     assert "**10.0**" in rows["a"] and "0.500" in rows["a"] and "**0.500**" not in rows["a"]
     assert "**0.100**" in rows["b"] and "**20.0**" not in rows["b"]
     assert "2.5 M" in rows["a"] and "1,000" in rows["a"]
+    # a generator chosen from a longer run shows the run's budget beside its own
+    res["info"]["b"] = {"parameters": 1e6, "images_seen": 144000, "train_hours": 3.78, "run_images_seen": 150000,
+                        "run_train_hours": 3.99}
+    rows = {line.split("|")[1].strip(): line for line in markdown_table(res).splitlines() if line.startswith("| ")}
+    assert "144,000 (run: 150,000)" in rows["b"] and "3.78 (run: 3.99)" in rows["b"]
 
 
 @pytest.mark.slow

@@ -107,6 +107,19 @@ def test_a_level_input_network_starts_as_the_upsampler_it_continues(tmp_path):
         init_weights(wider, str(old_folder), LABELMEFACADE)
 
 
+def test_fine_blocks_start_as_the_identity_and_a_trained_network_keeps_them(tmp_path):
+    _, old, net, (x, lay) = continued(tmp_path, fine_blocks=2)
+    torch.testing.assert_close(net(x, lay), old(x, lay))  # added blocks leave the output as it was
+    torch.nn.init.normal_(net.fine[1].body[2].weight, std=0.1)  # as if trained: now the blocks matter
+    assert (net(x, lay) - old(x, lay)).abs().max() > 1e-3
+    folder = save_model_dir(tmp_path / "fine", net.state_dict(), upsampler_config(net, LABELMEFACADE, {}))
+    again = Upsampler.from_pretrained(folder).net
+    torch.testing.assert_close(again(x, lay), net(x, lay), atol=2e-3, rtol=0)  # fp16 on disk
+    fewer = UpsamplerNet(UpsamplerConfig(LABELMEFACADE.num_channels, channels=8, blocks=1, fine_blocks=1))
+    with pytest.raises(ValueError, match="2 fine blocks, pass --fine-blocks 2"):
+        init_weights(fewer, str(folder), LABELMEFACADE)
+
+
 def test_degradation_level_zero_is_clean_and_higher_levels_degrade_more():
     img = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     assert np.array_equal(degrade_to_level(img, np.random.default_rng(1), 0.0), img)
