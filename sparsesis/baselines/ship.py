@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..checkpoint import CONFIG_FILE, MODEL_FILE, CheckpointError, save_json_atomic
+from ..checkpoint import CONFIG_FILE, MODEL_FILE, CheckpointError, atomic_path, save_json_atomic
 
 
 def best_row(selection: dict, method: str, run_dir: str | Path) -> dict:
@@ -52,7 +52,8 @@ def ship(selection: dict, method: str, run_dir: str | Path, out: str | Path) -> 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if Path(row["folder"]).resolve() != out.resolve():
-        shutil.copyfile(Path(row["folder"]) / MODEL_FILE, out / MODEL_FILE)
+        with atomic_path(out / MODEL_FILE) as tmp:  # an interrupted copy leaves the old weights, never half
+            shutil.copyfile(Path(row["folder"]) / MODEL_FILE, tmp)
     save_json_atomic(out / CONFIG_FILE, config)
     return config
 
