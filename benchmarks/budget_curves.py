@@ -28,7 +28,8 @@ import tempfile
 from pathlib import Path
 
 
-from common import REPO, add_threads, command_line, set_threads  # noqa: E402  (and the repository on sys.path)
+# (importing common puts the repository on sys.path)
+from common import REPO, add_threads, command_line, set_threads, split_named  # noqa: E402
 
 from sparsesis.checkpoint import save_json_atomic  # noqa: E402
 from sparsesis.data import load_split  # noqa: E402
@@ -110,9 +111,10 @@ def gan_points(specs: list[str], measure) -> dict:
     snapshot and its export, say) collects the points of both."""
     methods = {}
     for spec in specs:
-        name, sep, folder = spec.partition("=")
-        if not sep or not name or not folder:
-            raise SystemExit(f"error: --gan takes NAME=FOLDER, got {spec!r}")
+        try:
+            name, folder = split_named("--gan", spec)
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from None
         methods.setdefault(name, []).extend(measure(name, f) for f in gan_folders(Path(folder)))
     return methods
 

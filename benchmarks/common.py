@@ -32,6 +32,14 @@ def parse_with_data_threads_out(parser, argv=None, threads: int | None = 2):
     return a
 
 
+def split_named(flag: str, spec: str) -> tuple[str, str]:
+    """A ``NAME=FOLDER`` argument of ``flag`` -> (name, folder); ValueError for any other form."""
+    name, sep, folder = spec.partition("=")
+    if not sep or not name or not folder:
+        raise ValueError(f"{flag} takes NAME=FOLDER, got {spec!r}")
+    return name, folder
+
+
 def command_line(script, argv=None) -> str:
     """``script`` (a benchmark's ``__file__``) run with ``argv`` (default ``sys.argv[1:]``), as a user would type it
     from the repository root: ``python benchmarks/<name>.py ...``."""

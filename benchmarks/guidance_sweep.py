@@ -24,7 +24,8 @@ import json
 import time
 from pathlib import Path
 
-from common import command_line, parse_with_data_threads_out, write_result  # (and the repository on sys.path)
+# (importing common puts the repository on sys.path)
+from common import command_line, parse_with_data_threads_out, split_named, write_result
 
 from sparsesis.checkpoint import save_json_atomic  # noqa: E402
 from sparsesis.data import load_split  # noqa: E402
@@ -52,13 +53,10 @@ def samplers(a, teacher, guides: dict):
 
 def named_folders(parser, flag: str, specs: list[str]) -> dict:
     """``NAME=FOLDER`` arguments -> {name: folder}; a usage error for any other form."""
-    named = {}
-    for spec in specs:
-        name, sep, folder = spec.partition("=")
-        if not sep or not name or not folder:
-            parser.error(f"{flag} takes NAME=FOLDER, got {spec!r}")
-        named[name] = folder
-    return named
+    try:
+        return dict(split_named(flag, spec) for spec in specs)
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def main(argv=None):
