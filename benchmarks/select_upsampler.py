@@ -8,8 +8,11 @@ The held-out photos stay for ``python -m sparsesis.evaluate upsampler``: a snaps
 its figures optimistic. Two disjoint draws of 100 training photos (seed 0): the first is upscaled (area-
 downsampled to 64 and upscaled: ``real``; the 4-step student's images for their class-wise-masked layouts,
 upscaled at each level: ``generated``), the second is the reference. The score is the evaluation's patch FD
-(four 64x64 crops an image, FD-EffNetL0). Rows are merged into ``--out`` by folder (``commands`` lists every run), so
-snapshots can be added as a training goes on.
+(four 64x64 crops an image, FD-EffNetL0). ``--noise-scales`` scores a noise-input network at several noise
+scales (``Upsampler.noise_scale``), one row each; ``psnr_back`` is how close each output's 4x area-downsample
+stays to its input (the evaluation's check that the upsampler adds detail and does not repaint). Rows are merged
+into ``--out`` by folder, noise scale and back-projection rounds
+(``commands`` lists every run), so snapshots can be added as a training goes on.
 """
 import argparse
 import json
@@ -21,9 +24,9 @@ from common import add_threads, command_line, set_threads  # noqa: E402  (and th
 
 from sparsesis.checkpoint import save_json_atomic  # noqa: E402
 from sparsesis.data import PairSet, load_split  # noqa: E402
-from sparsesis.evaluate_upsampler import patch_positions, patches, upsampler_inputs  # noqa: E402
+from sparsesis.evaluate_upsampler import area_down, patch_positions, patches, upsampler_inputs  # noqa: E402
 from sparsesis.loader import load  # noqa: E402
-from sparsesis.metrics import fd_from_features, feature_network  # noqa: E402
+from sparsesis.metrics import fd_from_features, feature_network, paired_psnr  # noqa: E402
 from sparsesis.precision import INFERENCE_PRECISIONS, PRECISION_HELP  # noqa: E402
 from sparsesis.upsampler import Upsampler, bicubic_up  # noqa: E402
 
@@ -45,6 +48,8 @@ def main(argv=None) -> None:
     p.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--back-projection", type=int, default=None,
                    help="rounds of back-projection for every folder (default: each folder's own)")
+    p.add_argument("--noise-scales", type=float, nargs="+", default=None,
+                   help="noise scales tried for every noise-input folder, one row each (default: each folder's own)")
     p.add_argument("--out", default="results/upsampler_selection.json")
     a = p.parse_args(argv)
     set_threads(a.threads)
@@ -57,10 +62,12 @@ def main(argv=None) -> None:
     pos = patch_positions(reference.shape[1])
     ref_feats = net(patches(reference, pos))
     score = lambda images: round(fd_from_features(net(patches(images, pos)), ref_feats), 2)  # noqa: E731
+    back = lambda images, small: round(paired_psnr(area_down(images, small.shape[1]), small), 2)  # noqa: E731
 
     out_path = Path(a.out)
     old = json.loads(out_path.read_text()) if out_path.is_file() else {}
-    rows = {r["folder"]: r for r in old.get("rows", [])}
+    key = lambda r: (r["folder"], r.get("noise_scale"), r["back_projection"])  # noqa: E731
+    rows = {key(r): r for r in old.get("rows", [])}
     out = {"protocol": f"patch FD-EffNetL0 (four 64x64 crops an image): {a.n} training photos upscaled against "
                        f"{a.n} other training photos; real = downsampled to 64 (level 0), generated = the student's images "
                        "for their class-wise-masked layouts, at each level",
@@ -72,15 +79,25 @@ def main(argv=None) -> None:
         lay = inputs["layouts"]
         levels = a.levels if up.default_level is not None else [None]  # without a level input: one row, "-"
         bp = up.back_projection if a.back_projection is None else a.back_projection
-        row = {"real": score(up(inputs["real_small"], lay, 0.0, back_projection=bp)),
-               "generated": {"-" if lv is None else str(lv): score(up(inputs["generated_small"], lay, lv,
-                                                                      back_projection=bp))
-                             for lv in levels}}
-        rows[folder] = {"folder": folder, "step": up.config.get("record", {}).get("step"), "precision": up.precision,
-                        "back_projection": bp, **row}
-        print(json.dumps(rows[folder]), flush=True)
-        # after every folder: a stopped selection keeps what it scored
-        save_json_atomic(out_path, {**out, "rows": sorted(rows.values(), key=lambda r: r["folder"])})
+        scales = [None]  # a network without noise planes: one row, without a noise scale
+        if up.net.cfg.noise_input:
+            scales = [up.noise_scale] if a.noise_scales is None else a.noise_scales
+        for ns in scales:
+            kw = dict(back_projection=bp, noise_scale=ns)
+            real = up(inputs["real_small"], lay, 0.0, **kw)
+            generated = {"-" if lv is None else str(lv): up(inputs["generated_small"], lay, lv, **kw) for lv in levels}
+            row = {"real": score(real), "generated": {lv: score(im) for lv, im in generated.items()},
+                   # how far the output's 4x area-downsample is from the input (dB): it adds detail, not a repaint
+                   "psnr_back": {"real": back(real, inputs["real_small"]),
+                                 "generated": {lv: back(im, inputs["generated_small"])
+                                               for lv, im in generated.items()}}}
+            row = {"folder": folder, "step": up.config.get("record", {}).get("step"), "precision": up.precision,
+                   "back_projection": bp, **({} if ns is None else {"noise_scale": ns}), **row}
+            rows[key(row)] = row
+            print(json.dumps(row), flush=True)
+            # after every row: a stopped selection keeps what it scored
+            save_json_atomic(out_path, {**out, "rows": sorted(rows.values(),
+                                                              key=lambda r: (r["folder"], r.get("noise_scale") or 0))})
 
 
 if __name__ == "__main__":

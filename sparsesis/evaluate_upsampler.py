@@ -109,7 +109,9 @@ def upsampler_report(upsampler, generator, eval_pairs, train_pairs, net, segment
     out["cpu"] = cpu_description()
     out["n_real"], out["patches_per_image"], out["patch_positions"] = n, len(pos), pos.tolist()
     out["upsampler"] = {"parameters": sum(p.numel() for p in upsampler.net.parameters()),
-                        **{k: upsampler.config.get("record", {}).get(k) for k in ("step", "images_seen", "train_seconds")}}
+                        **{k: upsampler.config.get("record", {}).get(k) for k in ("step", "images_seen", "train_seconds")},
+                        "back_projection": upsampler.back_projection,
+                        "noise_scale": upsampler.noise_scale if upsampler.net.cfg.noise_input else None}
     return out
 
 

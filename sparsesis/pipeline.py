@@ -71,7 +71,8 @@ class Pipeline:
 
     def upscale(self, images: np.ndarray, large_ids: np.ndarray, how: str | None, seed: int = 0) -> np.ndarray:
         """``images`` at the generator's size -> at the output size, ``how``: "learned", "bicubic" or None (as
-        they are). ``seed`` draws a noise-input upsampler's fine texture (image ``i``: ``seed + i``)."""
+        they are). ``seed`` draws a noise-input upsampler's fine texture (image ``i``: ``seed + i``) at its folder's
+        ``defaults.noise_scale`` (the shipped one: 0, the mean texture, the same for every seed)."""
         if how is None:
             return images
         if how == "bicubic":

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, benchmark_module
+from conftest import FOUR_CLASSES, REPO, benchmark_module, tiny_teacher
 from sparsesis.checkpoint import CheckpointError, save_model_dir
-from sparsesis.classes import LABELMEFACADE
+from sparsesis.classes import LABELMEFACADE, ClassSet
 from sparsesis.editing import changed_region
 from sparsesis.pipeline import Pipeline
 from sparsesis.schema import upsampler_config
@@ -20,9 +20,11 @@ from sparsesis.upsampler import Upsampler, UpsamplerConfig, UpsamplerNet, area_d
 SHIPPED = REPO / "checkpoints" / "upsampler4x"
 
 
-def tiny(folder, classset=LABELMEFACADE):
+def tiny(folder, classset=LABELMEFACADE, noise_input=False):
     torch.manual_seed(0)
-    net = UpsamplerNet(UpsamplerConfig(classset.num_channels, channels=8, blocks=1))
+    net = UpsamplerNet(UpsamplerConfig(classset.num_channels, channels=8, blocks=1, noise_input=noise_input))
+    if noise_input:
+        torch.nn.init.normal_(net.mix2[0].weight, std=0.5)  # as if trained: the noise planes matter
     return save_model_dir(folder, net.state_dict(), upsampler_config(net, classset, {"step": 0}))
 
 
@@ -246,6 +248,30 @@ def test_noise_input_draws_texture_per_seed_and_starts_as_the_network_it_continu
     assert not np.array_equal(up(img, seed=3), up(img, seed=4))
 
 
+def test_the_noise_scale_trades_texture_per_seed_for_the_mean_texture(tmp_path):
+    folder = tiny(tmp_path / "u", noise_input=True)
+    up = Upsampler.from_pretrained(folder)
+    img = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert up.noise_scale == 1.0  # a folder without the default: the training's unit normals
+    np.testing.assert_array_equal(up(img, seed=3), up(img, seed=3, noise_scale=1))
+    mean = up(img, seed=3, noise_scale=0)
+    np.testing.assert_array_equal(mean, up(img, seed=4, noise_scale=0))  # no noise: every seed the same picture
+    half, full = (up(img, seed=3, noise_scale=s).astype(float) for s in (0.5, 1.0))
+    assert 0 < np.abs(half - mean).mean() < np.abs(full - mean).mean()
+    # the folder's default is what a call without the argument uses
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "defaults": {"noise_scale": 0}}))
+    up0 = Upsampler.from_pretrained(folder)
+    assert up0.noise_scale == 0.0
+    np.testing.assert_array_equal(up0(img, seed=3), mean)
+    for bad in (-1, float("nan"), "loud"):
+        with pytest.raises(ValueError, match="noise_scale must be a number >= 0"):
+            up(img, noise_scale=bad)
+    (folder / "config.json").write_text(json.dumps({**config, "defaults": {"noise_scale": -2}}))
+    with pytest.raises(ValueError, match="noise_scale must be a number >= 0"):
+        Upsampler.from_pretrained(folder)(img)
+
+
 @pytest.mark.slow
 def test_segmentation_discriminator_training_with_diffaugment_resumes_exactly(toy_root, tmp_path):
     base = dict(data=str(toy_root), size=32, patch=16, channels=8, blocks=1, batch_size=2, adv_from=1, save_every=1,
@@ -343,6 +369,31 @@ def test_texture_figure_end_to_end_on_toy_photos_and_an_example_sketch(toy_root,
 
 
 @pytest.mark.slow
+def test_the_upsampler_evaluation_scores_both_inputs_against_bicubic_with_the_folders_defaults(toy_root, tmp_path):
+    from sparsesis.evaluate import main
+
+    generator = tiny_teacher(toy_root, tmp_path / "g")
+    folder = tiny(tmp_path / "u", ClassSet.from_dict(FOUR_CLASSES), noise_input=True)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "defaults": {"back_projection": 1,
+                                                                           "noise_scale": 0.5}}))
+    out = tmp_path / "upsampler.json"
+    main(["upsampler", "--data", str(toy_root), "--upsampler", str(folder), "--generator", generator, "--size", "128",
+          "--repeats", "1", "--precision", "fp32", "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert res["metric"] == "FD-EffNetL0" and res["n_real"] == 4 and len(res["patch_positions"]) == 4
+    for name in ("real", "generated"):
+        bicubic, learned = res[name]["bicubic"], res[name]["learned"]
+        assert bicubic["n"] == learned["n"] == 4
+        assert all(np.isfinite(row[k]) for row in (bicubic, learned) for k in ("patch_fd", "fd", "kid"))
+        assert learned["patch_fd"] != bicubic["patch_fd"] and 0 < learned["psnr_back"] < 100
+        assert 0 < bicubic["psnr_back"] < 100
+    assert res["real"]["bicubic"]["psnr_back"] > 30  # bicubic nearly keeps a smooth photo
+    assert res["upsampler"]["noise_scale"] == 0.5 and res["upsampler"]["back_projection"] == 1
+    assert res["floor"]["n"] == 4 and all(v > 0 for v in res["latency_s"].values())
+
+
+@pytest.mark.slow
 def test_the_selection_keeps_every_score_it_made_when_a_later_folder_fails(toy_root, tmp_path):
     from sparsesis.train import TrainConfig, train
 
@@ -364,6 +415,25 @@ def test_the_selection_keeps_every_score_it_made_when_a_later_folder_fails(toy_r
     select.main([*args, "--folder", str(good), "--back-projection", "0"])
     res2 = json.loads(out.read_text())
     assert len(res2["rows"]) == 1 and res2["rows"][0]["back_projection"] == 0 and len(res2["commands"]) == 2
+    # a noise-input network at several noise scales: one row each, beside the rows already there
+    noisy = tiny(tmp_path / "noisy", noise_input=True)
+    select.main([*args, "--folder", str(noisy), "--noise-scales", "0", "1"])
+    rows = [r for r in json.loads(out.read_text())["rows"] if r["folder"] == str(noisy)]
+    assert [r["noise_scale"] for r in rows] == [0.0, 1.0] and rows[0]["real"] != rows[1]["real"]
+    assert "noise_scale" not in json.loads(out.read_text())["rows"][0]  # no noise planes, no noise scale
+    # only a scored row ships, with the settings it was scored at as the folder's defaults
+    ship = benchmark_module("ship_upsampler")
+    shipped = tmp_path / "shipped"
+    ship.main(["--selection", str(out), "--folder", str(noisy), "--noise-scale", "0", "--out", str(shipped)])
+    up = Upsampler.from_pretrained(shipped)
+    assert (up.noise_scale, up.back_projection) == (0.0, rows[0]["back_projection"])
+    assert up.config["record"]["chosen"]["real"] == rows[0]["real"]
+    for k, v in Upsampler.from_pretrained(noisy).net.state_dict().items():
+        torch.testing.assert_close(v, up.net.state_dict()[k])
+    assert all(r["psnr_back"]["real"] > 0 and r["psnr_back"]["generated"]["-"] > 0 for r in rows)
+    with pytest.raises(SystemExit, match="0 rows .* at noise scale 0.5 .*back-projection: 0.0/0, 1.0/0"):
+        ship.main(["--selection", str(out), "--folder", str(noisy), "--noise-scale", "0.5", "--out", str(shipped)])
+    assert Upsampler.from_pretrained(shipped).noise_scale == 0.0  # a refused ship leaves the folder as it was
 
 
 @pytest.mark.parametrize("kind", sorted(ADVERSARIES))
