@@ -24,9 +24,9 @@ from common import add_threads, command_line, set_threads  # noqa: E402  (and th
 
 from sparsesis.checkpoint import save_json_atomic  # noqa: E402
 from sparsesis.data import PairSet, load_split  # noqa: E402
-from sparsesis.evaluate_upsampler import area_down, patch_positions, patches, upsampler_inputs  # noqa: E402
+from sparsesis.evaluate_upsampler import patch_positions, patches, psnr_back, upsampler_inputs  # noqa: E402
 from sparsesis.loader import load  # noqa: E402
-from sparsesis.metrics import fd_from_features, feature_network, paired_psnr  # noqa: E402
+from sparsesis.metrics import fd_from_features, feature_network  # noqa: E402
 from sparsesis.precision import INFERENCE_PRECISIONS, PRECISION_HELP  # noqa: E402
 from sparsesis.upsampler import Upsampler, bicubic_up  # noqa: E402
 
@@ -62,7 +62,6 @@ def main(argv=None) -> None:
     pos = patch_positions(reference.shape[1])
     ref_feats = net(patches(reference, pos))
     score = lambda images: round(fd_from_features(net(patches(images, pos)), ref_feats), 2)  # noqa: E731
-    back = lambda images, small: round(paired_psnr(area_down(images, small.shape[1]), small), 2)  # noqa: E731
 
     out_path = Path(a.out)
     old = json.loads(out_path.read_text()) if out_path.is_file() else {}
@@ -88,8 +87,8 @@ def main(argv=None) -> None:
             generated = {"-" if lv is None else str(lv): up(inputs["generated_small"], lay, lv, **kw) for lv in levels}
             row = {"real": score(real), "generated": {lv: score(im) for lv, im in generated.items()},
                    # how far the output's 4x area-downsample is from the input (dB): it adds detail, not a repaint
-                   "psnr_back": {"real": back(real, inputs["real_small"]),
-                                 "generated": {lv: back(im, inputs["generated_small"])
+                   "psnr_back": {"real": psnr_back(real, inputs["real_small"]),
+                                 "generated": {lv: psnr_back(im, inputs["generated_small"])
                                                for lv, im in generated.items()}}}
             row = {"folder": folder, "step": up.config.get("record", {}).get("step"), "precision": up.precision,
                    "back_projection": bp, **({} if ns is None else {"noise_scale": ns}), **row}

@@ -11,13 +11,12 @@ scores beside them and the selection file. The held-out figures come after, from
 """
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import common  # noqa: F401  (the repository on sys.path)
 
-from sparsesis.checkpoint import CONFIG_FILE, MODEL_FILE, CheckpointError, atomic_path, save_json_atomic
+from sparsesis.checkpoint import CONFIG_FILE, MODEL_FILE, CheckpointError, copy_model_dir
 
 
 def chosen_row(selection: dict, folder: str, noise_scale: float | None, back_projection: int | None) -> dict:
@@ -53,12 +52,7 @@ def ship(selection: dict, selection_path: str, folder: str, out: str | Path, noi
                                   "generated": row["generated"], "psnr_back": row.get("psnr_back"),
                                   "bicubic": selection.get("bicubic"),
                                   "protocol": selection.get("protocol")}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if src.resolve() != out.resolve():
-        with atomic_path(out / MODEL_FILE) as tmp:  # an interrupted copy leaves the old weights, never half
-            shutil.copyfile(src / MODEL_FILE, tmp)
-    save_json_atomic(out / CONFIG_FILE, config)
+    copy_model_dir(src, out, config)
     return config
 
 

@@ -115,6 +115,20 @@ def save_model_dir(folder: str | Path, state_dict: dict[str, torch.Tensor], conf
     return folder
 
 
+def copy_model_dir(source: str | Path, out: str | Path, config: dict) -> None:
+    """Write ``source``'s weights to the model folder ``out`` with ``config`` (a shipped copy of a chosen snapshot):
+    the weights through ``atomic_path`` (an interrupted copy leaves the old ones, never half; none when ``out`` is
+    ``source``), then the config."""
+    import shutil
+
+    source, out = Path(source), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if source.resolve() != out.resolve():
+        with atomic_path(out / MODEL_FILE) as tmp:
+            shutil.copyfile(source / MODEL_FILE, tmp)
+    save_json_atomic(out / CONFIG_FILE, config)
+
+
 def load_model_dir(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """-> (config, state_dict in float32), with clear errors for a missing or broken folder."""
     folder = Path(folder)

@@ -34,6 +34,14 @@ def area_down(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
 
 
+def psnr_back(images: np.ndarray, inputs: np.ndarray) -> float:
+    """How close upscaled ``images`` stay to their ``inputs`` (dB, 2 decimals): the PSNR of the images area-
+    downsampled to the inputs' size against them. High: the upscaler added detail and did not repaint."""
+    from .metrics import paired_psnr
+
+    return round(paired_psnr(area_down(images, inputs.shape[1]), inputs), 2)
+
+
 def upsampler_inputs(pairs, generator, n: int | None = None, base_size: int = 64, seed: int = 0) -> dict:
     """What the upsampler is measured on, for the first ``n`` of ``pairs`` (centre views at the output size):
     ``photos`` and ``labels`` at the output size, ``layouts`` (class-wise-masked, at the output size),
@@ -63,7 +71,7 @@ def upsampler_report(upsampler, generator, eval_pairs, train_pairs, net, segment
                      mask_seed: int = 0, seed: int = 0, limit: int | None = None, repeats: int = 5,
                      progress: bool = True) -> dict:
     from .latency import cpu_description, median_seconds, probe_layout
-    from .metrics import fd_from_features, kid, paired_psnr
+    from .metrics import fd_from_features, kid
     from .pipeline import Pipeline
     from .upsampler import bicubic_up
 
@@ -81,7 +89,7 @@ def upsampler_report(upsampler, generator, eval_pairs, train_pairs, net, segment
         k_mean, _ = kid(feats, real_whole, subsets=100)
         row = {"patch_fd": round(fd_from_features(net(patches(images, pos)), real_patch), 2),
                "fd": round(fd_from_features(feats, real_whole), 2), "kid": round(k_mean, 5),
-               "psnr_back": round(paired_psnr(area_down(images, base_size), inputs), 2), "n": len(images)}
+               "psnr_back": psnr_back(images, inputs), "n": len(images)}
         if segmenter is not None:
             row["miou"] = segmenter.score(images, labels)["miou"]
         return row

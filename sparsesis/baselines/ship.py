@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
-from ..checkpoint import CONFIG_FILE, MODEL_FILE, CheckpointError, atomic_path, save_json_atomic
+from ..checkpoint import CONFIG_FILE, MODEL_FILE, CheckpointError, copy_model_dir
 
 
 def best_row(selection: dict, method: str, run_dir: str | Path) -> dict:
@@ -49,12 +48,7 @@ def ship(selection: dict, method: str, run_dir: str | Path, out: str | Path) -> 
         "chosen": f"lowest FD on {selection['input']} among {len(scored)} generators of the run",
         "chosen_from": {str(r["images_seen"]): r["fd"] for r in scored},
     }
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if Path(row["folder"]).resolve() != out.resolve():
-        with atomic_path(out / MODEL_FILE) as tmp:  # an interrupted copy leaves the old weights, never half
-            shutil.copyfile(Path(row["folder"]) / MODEL_FILE, tmp)
-    save_json_atomic(out / CONFIG_FILE, config)
+    copy_model_dir(row["folder"], out, config)
     return config
 
 
