@@ -2,13 +2,16 @@
 
     python examples/make_texture_figure.py --data $SPARSESIS_DATA                    # -> examples/texture.jpg
     python examples/make_texture_figure.py --upsampler before=checkpoints/upsampler4x --upsampler new=runs/up/export
+    python examples/make_texture_figure.py --photos --sketches 4 --out examples/texture_generated.jpg  # no photo
 
 Rows: held-out photos (centre view at 256, reduced to 64 px by area: the upsampler's input; the photo itself in
 the last column; upscaled without a layout, all unknown) and the 4-step student's pictures of the example sketches (seed 0; no photo exists for them).
 Columns: the 64 px input, bicubic, then each ``--upsampler NAME=FOLDER`` at its folder's defaults (seed 0). Each
 tile is the same ``--crop`` window of every column, the one where the photo (or the bicubic picture) has the
 most fine detail, enlarged with nearest-neighbour so single pixels stay visible. The photo crops are small
-derived examples of LabelMeFacade (non-commercial research and teaching only; see examples/README.md).
+derived examples of LabelMeFacade (non-commercial research and teaching only; see examples/README.md). With
+``--photos`` and no index, only the sketch rows are made and the photo column is left out: every picture in that
+figure is generated, so it may be kept in the repository.
 """
 from __future__ import annotations
 
@@ -134,6 +137,8 @@ def main(argv=None):
     if not rows:
         raise SystemExit("nothing to show: give --photos or --sketches")
     titles = ["input 64 px", "bicubic"] + [n for n, _ in ups] + ["photo 256 px"]
+    if not a.photos:  # generated pictures only: no photo column
+        rows, titles = [r[:-1] for r in rows], titles[:-1]
     figure = grid(rows, titles)
     cv2.imwrite(a.out, cv2.cvtColor(figure, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
     print(f"wrote {a.out} ({figure.shape[1]}x{figure.shape[0]}; rows: {', '.join(row_names)})")

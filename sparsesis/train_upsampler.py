@@ -71,6 +71,9 @@ class UpsamplerTrainConfig:
     # the network is told the level, so clean photos and a generator's images each get the detail they need
     level_input: bool = False
     clean_share: float = 0.25
+    # without a level input: the share of inputs left undegraded (the area-downsampled crop itself, as a photo
+    # reduced to 64 px is), so the network learns to add detail to clean inputs rather than undo a degradation
+    clean_inputs: float = 0.0
     default_level: float = DEFAULT_UPSAMPLER_LEVEL  # written to the model folder: the level for a generator's images
     noise_input: bool = False  # a noise plane at 2x and 4x (texture per seed)
     # the discriminator: "patch" (a layout-conditioned PatchGAN with hinge loss) or "segmentation" (OASIS: per
@@ -84,6 +87,8 @@ class UpsamplerTrainConfig:
     r1_every: int = 4
     init_from: str | None = None  # an upsampler folder to start from when the run has no state (same width)
     decay_from: int | None = None  # the learning rates fall linearly to 0 from this step to `steps`
+    warmup: int = 0  # the learning rates rise linearly from 0 over this run's first steps (a fresh optimizer's
+    # first Adam steps are its largest: a run started from a trained network drifts away from it without this)
     precision: str = "fp32"  # "bf16": autocast forward passes
     seed: int = 0
     steps: int = 20_000
@@ -135,6 +140,9 @@ def make_batch(pairs, step: int, cfg: UpsamplerTrainConfig, masker):
         if cfg.level_input:
             level = 0.0 if rng.random() < cfg.clean_share else float(rng.uniform(0.0, 1.0))
             xs.append(degrade_to_level(small, rng, level, cfg.blur_max, cfg.noise_max))
+        elif cfg.clean_inputs and rng.random() < cfg.clean_inputs:  # no draw at 0: older runs' batches unchanged
+            level = 0.0
+            xs.append(small)
         else:
             level = 0.0
             xs.append(degrade(small, rng, cfg.blur_max, cfg.noise_max))
@@ -294,15 +302,21 @@ def load_discriminator(disc: nn.Module, folder: str | Path, kind: str) -> str:
     return "restored"
 
 
-def learning_rate_scale(step: int, steps: int, decay_from: int | None) -> float:
-    """1 until ``decay_from``, then falling linearly to 0 at ``steps``."""
+def learning_rate_scale(step: int, steps: int, decay_from: int | None, warmup: int = 0) -> float:
+    """Rising linearly over the first ``warmup`` steps (``(step + 1) / warmup``), 1 until ``decay_from``, then
+    falling linearly to 0 at ``steps``."""
+    rise = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
     if decay_from is None or step < decay_from:
-        return 1.0
-    return max(0.0, (steps - step) / max(1, steps - decay_from))
+        return rise
+    return rise * max(0.0, (steps - step) / max(1, steps - decay_from))
 
 
 def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
     autocast = mixed_precision(cfg.precision)  # an unknown precision fails here, before any work
+    if not 0.0 <= cfg.clean_inputs <= 1.0 or cfg.warmup < 0:
+        raise ValueError(f"clean_inputs must be in [0, 1] and warmup >= 0, got {cfg.clean_inputs} and {cfg.warmup}")
+    if cfg.clean_inputs and cfg.level_input:
+        raise ValueError("clean_inputs is for networks without a level input; with one, clean_share sets that share")
     set_threads(cfg.threads)
     run = Path(cfg.run)
     run.mkdir(parents=True, exist_ok=True)
@@ -358,7 +372,7 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
                 t0 = time.time()
                 x, y, lay_ids, levels, full = make_batch(pairs, loop.step, cfg, masker)
                 lay = one_hot(lay_ids, classset.num_channels)
-                scale = learning_rate_scale(loop.step, cfg.steps, cfg.decay_from)
+                scale = learning_rate_scale(loop.step, cfg.steps, cfg.decay_from, cfg.warmup)
                 for opt, lr in ((opt_g, cfg.lr), (opt_d, cfg.lr_d)):
                     for group in opt.param_groups:
                         group["lr"] = lr * scale

@@ -14,7 +14,7 @@ from sparsesis.editing import changed_region
 from sparsesis.pipeline import Pipeline
 from sparsesis.schema import upsampler_config
 from sparsesis.train_upsampler import (ADVERSARIES, UpsamplerTrainConfig, degrade_to_level, init_weights,
-                                       learning_rate_scale, r1_penalty, train_upsampler)
+                                       learning_rate_scale, make_batch, r1_penalty, train_upsampler)
 from sparsesis.upsampler import Upsampler, UpsamplerConfig, UpsamplerNet, area_down, back_project
 
 SHIPPED = REPO / "checkpoints" / "upsampler4x"
@@ -150,6 +150,35 @@ def test_back_projection_pulls_the_output_towards_its_input(tmp_path):
 def test_learning_rate_schedule_holds_then_falls_linearly_to_zero():
     assert learning_rate_scale(900, 1000, None) == 1.0
     assert [learning_rate_scale(s, 1000, 600) for s in (0, 599, 600, 800, 1000)] == [1.0, 1.0, 1.0, 0.5, 0.0]
+
+
+def test_a_warmup_rises_linearly_to_the_learning_rate_and_multiplies_the_decay():
+    assert [learning_rate_scale(s, 1000, None, 100) for s in (0, 49, 99, 500)] == [0.01, 0.5, 1.0, 1.0]
+    assert learning_rate_scale(49, 100, 40, 100) == pytest.approx(0.5 * 51 / 60)  # both at once: the product
+    assert learning_rate_scale(0, 1000, None, 0) == 1.0
+
+
+def test_clean_inputs_are_the_crops_area_downsample_and_the_rest_stay_degraded(toy_root, tmp_path):
+    from sparsesis.data import load_split
+    from sparsesis.masking import MaskConfig, class_wise_random
+
+    pairs = load_split("train", 32, toy_root, progress=False, use_cache=False)
+    masker = lambda labels, unknown, rng: class_wise_random(labels, unknown, rng, MaskConfig())  # noqa: E731
+
+    def clean(share):  # -> which of a batch's inputs are their target's area-downsample (to uint8 rounding)
+        cfg = UpsamplerTrainConfig(size=32, patch=16, batch_size=32, clean_inputs=share, seed=3)
+        x, y, *_ = make_batch(pairs, 5, cfg, masker)
+        gap = (area_down(y) - x).abs().flatten(1).amax(1)
+        return gap <= 1.01 / 127.5
+
+    assert not clean(0.0).any()  # degrade always adds noise and a colour shift
+    assert clean(1.0).all()
+    assert 6 <= int(clean(0.5).sum()) <= 26  # about half
+    for bad in (dict(clean_inputs=1.5), dict(warmup=-1), dict(clean_inputs=0.5, level_input=True)):
+        with pytest.raises(ValueError, match="clean_inputs|warmup"):
+            train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "r"), data=str(toy_root), size=32, patch=16, **bad),
+                            progress=False)
+    assert not (tmp_path / "r").exists()  # refused before any work
 
 
 @pytest.mark.slow
@@ -361,6 +390,9 @@ def test_texture_figure_end_to_end_on_toy_photos_and_an_example_sketch(toy_root,
     assert figure.shape == (3 * (64 + 6), 5 * (64 + 6), 3)  # 3 rows; input, bicubic, a, b, photo
     assert cv2.imread(str(out)).shape == figure.shape
     assert (figure[-64 - 3:-3, -64 - 3:-3] == 255).all()  # the sketch row has no photo
+    generated = fig.main(["--upsampler", f"a={up}", "--photos", "--sketches", "2", "--crop", "64", "--tile", "64",
+                          "--out", str(out)])
+    assert generated.shape == (2 * (64 + 6), 3 * (64 + 6), 3)  # input, bicubic, a: no (blank) photo column
     with pytest.raises(SystemExit, match="NAME=FOLDER"):
         fig.main(["--upsampler", str(up), "--out", str(out)])
     with pytest.raises(SystemExit, match="held-out split has 4 photos"):
