@@ -89,6 +89,9 @@ class UpsamplerTrainConfig:
     decay_from: int | None = None  # the learning rates fall linearly to 0 from this step to `steps`
     warmup: int = 0  # the learning rates rise linearly from 0 over this run's first steps (a fresh optimizer's
     # first Adam steps are its largest: a run started from a trained network drifts away from it without this)
+    # the generator holds still for this run's first steps while the discriminator learns its output (a fresh or
+    # wider discriminator against a trained generator); its warmup starts after them
+    d_first: int = 0
     precision: str = "fp32"  # "bf16": autocast forward passes
     seed: int = 0
     steps: int = 20_000
@@ -302,10 +305,12 @@ def load_discriminator(disc: nn.Module, folder: str | Path, kind: str) -> str:
     return "restored"
 
 
-def learning_rate_scale(step: int, steps: int, decay_from: int | None, warmup: int = 0) -> float:
-    """Rising linearly over the first ``warmup`` steps (``(step + 1) / warmup``), 1 until ``decay_from``, then
-    falling linearly to 0 at ``steps``."""
-    rise = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+def learning_rate_scale(step: int, steps: int, decay_from: int | None, warmup: int = 0, start: int = 0) -> float:
+    """0 before ``start``, then rising linearly over ``warmup`` steps (``(step - start + 1) / warmup``), 1 until
+    ``decay_from``, then falling linearly to 0 at ``steps``."""
+    if step < start:
+        return 0.0
+    rise = min(1.0, (step - start + 1) / warmup) if warmup > 0 else 1.0
     if decay_from is None or step < decay_from:
         return rise
     return rise * max(0.0, (steps - step) / max(1, steps - decay_from))
@@ -313,8 +318,12 @@ def learning_rate_scale(step: int, steps: int, decay_from: int | None, warmup: i
 
 def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
     autocast = mixed_precision(cfg.precision)  # an unknown precision fails here, before any work
-    if not 0.0 <= cfg.clean_inputs <= 1.0 or cfg.warmup < 0:
-        raise ValueError(f"clean_inputs must be in [0, 1] and warmup >= 0, got {cfg.clean_inputs} and {cfg.warmup}")
+    if not 0.0 <= cfg.clean_inputs <= 1.0 or cfg.warmup < 0 or cfg.d_first < 0:
+        raise ValueError(f"clean_inputs must be in [0, 1], warmup and d_first >= 0, got {cfg.clean_inputs}, "
+                         f"{cfg.warmup} and {cfg.d_first}")
+    if cfg.d_first and cfg.adv_from > 0:
+        raise ValueError("d_first trains the discriminator alone first: it needs the adversarial phase from the "
+                         f"start (--adv-from 0), got adv_from {cfg.adv_from}")
     if cfg.clean_inputs and cfg.level_input:
         raise ValueError("clean_inputs is for networks without a level input; with one, clean_share sets that share")
     set_threads(cfg.threads)
@@ -372,10 +381,11 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
                 t0 = time.time()
                 x, y, lay_ids, levels, full = make_batch(pairs, loop.step, cfg, masker)
                 lay = one_hot(lay_ids, classset.num_channels)
-                scale = learning_rate_scale(loop.step, cfg.steps, cfg.decay_from, cfg.warmup)
-                for opt, lr in ((opt_g, cfg.lr), (opt_d, cfg.lr_d)):
+                scale_g = learning_rate_scale(loop.step, cfg.steps, cfg.decay_from, cfg.warmup, cfg.d_first)
+                scale_d = learning_rate_scale(loop.step, cfg.steps, cfg.decay_from, cfg.warmup)
+                for opt, lr in ((opt_g, cfg.lr * scale_g), (opt_d, cfg.lr_d * scale_d)):
                     for group in opt.param_groups:
-                        group["lr"] = lr * scale
+                        group["lr"] = lr
                 noise = None
                 aug_seed = (cfg.seed * 1_000_003 + loop.step) * 4
                 if cfg.noise_input:
@@ -404,14 +414,15 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
                     lowpass = (F.avg_pool2d(fake, 2) - F.avg_pool2d(y, 2)).abs().mean()
                     g_loss = g_loss + cfg.lowpass_weight * lowpass
                     logs["lowpass"] = lowpass.item()
-                if adversarial:
+                if adversarial and scale_g > 0:
                     with autocast:
                         adv, fm = adversary.g_loss(y, fake, lay_ids, full, aug_seed + 2)
                     g_loss = g_loss + cfg.adv_weight * adv + cfg.fm_weight * fm
                     logs.update(adv=adv.item(), fm=fm.item())
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
+                if scale_g > 0:  # held still while the discriminator goes first
+                    opt_g.zero_grad(set_to_none=True)
+                    g_loss.backward()
+                    opt_g.step()
                 ema_avg.update(net, loop.step)
                 logs["l1"] = l1.item()
                 # how far the output's 4x area-downsample is from the (degraded) input: it should add detail only

@@ -156,6 +156,7 @@ def test_a_warmup_rises_linearly_to_the_learning_rate_and_multiplies_the_decay()
     assert [learning_rate_scale(s, 1000, None, 100) for s in (0, 49, 99, 500)] == [0.01, 0.5, 1.0, 1.0]
     assert learning_rate_scale(49, 100, 40, 100) == pytest.approx(0.5 * 51 / 60)  # both at once: the product
     assert learning_rate_scale(0, 1000, None, 0) == 1.0
+    assert [learning_rate_scale(s, 1000, None, 100, start=300) for s in (0, 299, 300, 349)] == [0.0, 0.0, 0.01, 0.5]
 
 
 def test_clean_inputs_are_the_crops_area_downsample_and_the_rest_stay_degraded(toy_root, tmp_path):
@@ -174,11 +175,30 @@ def test_clean_inputs_are_the_crops_area_downsample_and_the_rest_stay_degraded(t
     assert not clean(0.0).any()  # degrade always adds noise and a colour shift
     assert clean(1.0).all()
     assert 6 <= int(clean(0.5).sum()) <= 26  # about half
-    for bad in (dict(clean_inputs=1.5), dict(warmup=-1), dict(clean_inputs=0.5, level_input=True)):
-        with pytest.raises(ValueError, match="clean_inputs|warmup"):
+    for bad in (dict(clean_inputs=1.5), dict(warmup=-1), dict(clean_inputs=0.5, level_input=True), dict(d_first=-1),
+                dict(d_first=5, adv_from=10)):
+        with pytest.raises(ValueError, match="clean_inputs|d_first"):
             train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "r"), data=str(toy_root), size=32, patch=16, **bad),
                             progress=False)
     assert not (tmp_path / "r").exists()  # refused before any work
+
+
+def test_with_d_first_the_generator_holds_still_while_the_discriminator_learns(toy_root, tmp_path):
+    from sparsesis.checkpoint import load_discriminator
+    from sparsesis.data import dataset_info
+
+    old = tiny(tmp_path / "old", dataset_info(toy_root)[0])
+    base = dict(data=str(toy_root), size=32, patch=16, channels=8, blocks=1, batch_size=2, adv_from=0, save_every=1,
+                threads=1, init_from=str(old), disc="segmentation", disc_channels=4, d_first=2, warmup=2)
+    train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "a"), steps=2, **base), progress=False)
+    start, held = (Upsampler.from_pretrained(f).net.state_dict() for f in (old, tmp_path / "a" / "export"))
+    for k in start:
+        torch.testing.assert_close(held[k], start[k])  # the generator has not moved ...
+    first = load_discriminator(tmp_path / "a" / "export")[0]
+    train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "a"), steps=4, **base), progress=False)
+    moved = Upsampler.from_pretrained(tmp_path / "a" / "export").net.state_dict()
+    assert any(not torch.equal(moved[k], start[k]) for k in start)  # ... until its turn comes
+    assert any(not torch.equal(v, load_discriminator(tmp_path / "a" / "export")[0][k]) for k, v in first.items())
 
 
 @pytest.mark.slow
