@@ -9,9 +9,10 @@ its figures optimistic. Two disjoint draws of 100 training photos (seed 0): the 
 downsampled to 64 and upscaled: ``real``; the 4-step student's images for their class-wise-masked layouts,
 upscaled at each level: ``generated``), the second is the reference. The score is the evaluation's patch FD
 (four 64x64 crops an image, FD-EffNetL0). ``--noise-scales`` scores a noise-input network at several noise
-scales (``Upsampler.noise_scale``), one row each; ``psnr_back`` is how close each output's 4x area-downsample
+scales (``Upsampler.noise_scale``), ``--detail-scales`` at several detail scales (``Upsampler.detail_scale``), one
+row each; ``psnr_back`` is how close each output's 4x area-downsample
 stays to its input (the evaluation's check that the upsampler adds detail and does not repaint). Rows are merged
-into ``--out`` by folder, noise scale and back-projection rounds
+into ``--out`` by folder, noise scale, back-projection rounds and detail scale
 (``commands`` lists every run), so snapshots can be added as a training goes on.
 """
 import argparse
@@ -50,6 +51,8 @@ def main(argv=None) -> None:
                    help="rounds of back-projection for every folder (default: each folder's own)")
     p.add_argument("--noise-scales", type=float, nargs="+", default=None,
                    help="noise scales tried for every noise-input folder, one row each (default: each folder's own)")
+    p.add_argument("--detail-scales", type=float, nargs="+", default=None,
+                   help="detail scales tried for every folder, one row each (default: each folder's own)")
     p.add_argument("--out", default="results/upsampler_selection.json")
     a = p.parse_args(argv)
     set_threads(a.threads)
@@ -65,7 +68,8 @@ def main(argv=None) -> None:
 
     out_path = Path(a.out)
     old = json.loads(out_path.read_text()) if out_path.is_file() else {}
-    key = lambda r: (r["folder"], r.get("noise_scale"), r["back_projection"])  # noqa: E731
+    # rows scored before detail scales existed were at the network's own output, 1
+    key = lambda r: (r["folder"], r.get("noise_scale"), r["back_projection"], r.get("detail_scale", 1.0))  # noqa: E731
     rows = {key(r): r for r in old.get("rows", [])}
     out = {"protocol": f"patch FD-EffNetL0 (four 64x64 crops an image): {a.n} training photos upscaled against "
                        f"{a.n} other training photos; real = downsampled to 64 (level 0), generated = the student's images "
@@ -81,8 +85,8 @@ def main(argv=None) -> None:
         scales = [None]  # a network without noise planes: one row, without a noise scale
         if up.net.cfg.noise_input:
             scales = [up.noise_scale] if a.noise_scales is None else a.noise_scales
-        for ns in scales:
-            kw = dict(back_projection=bp, noise_scale=ns)
+        for ns, ds in ((ns, ds) for ns in scales for ds in (a.detail_scales or [up.detail_scale])):
+            kw = dict(back_projection=bp, noise_scale=ns, detail_scale=ds)
             real = up(inputs["real_small"], lay, 0.0, **kw)
             generated = {"-" if lv is None else str(lv): up(inputs["generated_small"], lay, lv, **kw) for lv in levels}
             row = {"real": score(real), "generated": {lv: score(im) for lv, im in generated.items()},
@@ -91,12 +95,13 @@ def main(argv=None) -> None:
                                  "generated": {lv: psnr_back(im, inputs["generated_small"])
                                                for lv, im in generated.items()}}}
             row = {"folder": folder, "step": up.config.get("record", {}).get("step"), "precision": up.precision,
-                   "back_projection": bp, **({} if ns is None else {"noise_scale": ns}), **row}
+                   "back_projection": bp, **({} if ns is None else {"noise_scale": ns}), "detail_scale": ds, **row}
             rows[key(row)] = row
             print(json.dumps(row), flush=True)
             # after every row: a stopped selection keeps what it scored
             save_json_atomic(out_path, {**out, "rows": sorted(rows.values(),
-                                                              key=lambda r: (r["folder"], r.get("noise_scale") or 0))})
+                                                              key=lambda r: (r["folder"], r.get("noise_scale") or 0,
+                                                                             r.get("detail_scale", 1.0)))})
 
 
 if __name__ == "__main__":

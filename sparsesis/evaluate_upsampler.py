@@ -119,7 +119,8 @@ def upsampler_report(upsampler, generator, eval_pairs, train_pairs, net, segment
     out["upsampler"] = {"parameters": sum(p.numel() for p in upsampler.net.parameters()),
                         **{k: upsampler.config.get("record", {}).get(k) for k in ("step", "images_seen", "train_seconds")},
                         "back_projection": upsampler.back_projection,
-                        "noise_scale": upsampler.noise_scale if upsampler.net.cfg.noise_input else None}
+                        "noise_scale": upsampler.noise_scale if upsampler.net.cfg.noise_input else None,
+                        "detail_scale": upsampler.detail_scale}
     return out
 
 

@@ -129,6 +129,27 @@ def check_noise_scale(value) -> float:
     return scale
 
 
+def check_detail_scale(value) -> float:
+    """A detail scale as a float, or a clear error: a finite number >= 0."""
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        scale = float("nan")
+    if not np.isfinite(scale) or scale < 0:
+        raise ValueError(f"detail_scale must be a number >= 0 (1: the network's output, 0: bicubic), got {value!r}")
+    return scale
+
+
+def scale_detail(y: torch.Tensor, x: torch.Tensor, scale: float) -> torch.Tensor:
+    """``y`` moved towards (below 1) or away from (above 1) the bicubic upscale of its input ``x``: the bicubic
+    picture plus ``scale`` times what the network added to it (ESRGAN's network interpolation, done on the
+    outputs). Each pixel depends on the same neighbourhood as before, so editing keeps its footprint."""
+    if scale == 1.0:
+        return y
+    base = F.interpolate(x, size=y.shape[-2:], mode="bicubic", align_corners=False)
+    return base + scale * (y - base)
+
+
 def bicubic_up(images: np.ndarray, factor: int = 4) -> np.ndarray:
     """The baseline the upsampler is compared with: ``(B, h, w, 3)`` uint8 -> ``(B, 4h, 4w, 3)`` uint8."""
     import cv2
@@ -192,15 +213,24 @@ class Upsampler:
         the same picture for every seed."""
         return check_noise_scale(self.config.get("defaults", {}).get("noise_scale", 1.0))
 
+    @property
+    def detail_scale(self) -> float:
+        """How much of the detail the network adds to the bicubic picture is kept (the model folder's
+        ``defaults.detail_scale``, 1 when absent): below 1 a softer picture between bicubic (0) and the network's
+        own output (1), above 1 a sharper one."""
+        return check_detail_scale(self.config.get("defaults", {}).get("detail_scale", 1.0))
+
     @torch.no_grad()
     def __call__(self, images: np.ndarray, layouts=None, level: float | None = None, seed: int = 0,
-                 back_projection: int | None = None, noise_scale: float | None = None) -> np.ndarray:
+                 back_projection: int | None = None, noise_scale: float | None = None,
+                 detail_scale: float | None = None) -> np.ndarray:
         """``(h, w, 3)`` or ``(B, h, w, 3)`` uint8, layouts as ids/colour maps at ``4h`` (None: all unknown).
         ``level``: how degraded the inputs are, 0 (clean photos) to 1; None takes ``default_level``, which suits
         a generator's images. Ignored by upsamplers without a level input. ``seed`` draws the fine texture of
         upsamplers with a noise input (image ``i``: ``seed + i``; the same seed, the same picture); others ignore it. ``back_projection``:
         rounds after the network (None: the folder's ``defaults.back_projection``). ``noise_scale``: the noise
-        planes' standard deviation (None: the folder's ``defaults.noise_scale``)."""
+        planes' standard deviation (None: the folder's ``defaults.noise_scale``). ``detail_scale``: how much of
+        the network's detail over bicubic is kept, before back-projection (None: ``defaults.detail_scale``)."""
         from .data import photo_to_tensor, tensor_to_photo
 
         images = np.asarray(images)
@@ -225,6 +255,7 @@ class Upsampler:
         lay = one_hot(torch.from_numpy(ids).to(self.device), self.classset.num_channels).contiguous(
             memory_format=torch.channels_last)
         noise_scale = self.noise_scale if noise_scale is None else check_noise_scale(noise_scale)
+        detail_scale = self.detail_scale if detail_scale is None else check_detail_scale(detail_scale)
         noise = None  # the network reads None as zero noise
         if self.net.cfg.noise_input and noise_scale > 0:
             noise = noise_scale * torch.stack([torch.randn((1,) + out_size,
@@ -232,6 +263,7 @@ class Upsampler:
                                                for i in range(b)]).to(self.device)  # image i: seed + i, any batch
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             y = self.net(x, lay, level, noise)
-        y = back_project(y.float(), x, self.back_projection if back_projection is None else int(back_projection))
+        y = scale_detail(y.float(), x.float(), detail_scale)
+        y = back_project(y, x, self.back_projection if back_projection is None else int(back_projection))
         out = tensor_to_photo(y)
         return out[0] if one else out

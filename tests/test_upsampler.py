@@ -321,6 +321,35 @@ def test_the_noise_scale_trades_texture_per_seed_for_the_mean_texture(tmp_path):
         Upsampler.from_pretrained(folder)(img)
 
 
+def test_the_detail_scale_goes_from_bicubic_through_the_network_to_more_detail(tmp_path):
+    import torch.nn.functional as F
+
+    from sparsesis.data import photo_to_tensor, tensor_to_photo
+
+    folder = tiny(tmp_path / "u")
+    up = Upsampler.from_pretrained(folder)
+    img = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert up.detail_scale == 1.0  # a folder without the default: the network's own output
+    own = up(img)
+    np.testing.assert_array_equal(own, up(img, detail_scale=1))
+    bicubic = tensor_to_photo(F.interpolate(photo_to_tensor(img), scale_factor=4, mode="bicubic"))[0]
+    np.testing.assert_array_equal(up(img, detail_scale=0), bicubic)
+    gaps = [np.abs(up(img, detail_scale=d).astype(float) - bicubic).mean() for d in (0.5, 1.0, 1.5)]
+    assert 0 < gaps[0] < gaps[1] < gaps[2]  # more of the network's detail over bicubic, step by step
+    half = up(img, detail_scale=0.5).astype(float)
+    inside = (own > 0) & (own < 255) & (bicubic > 0) & (bicubic < 255)  # where neither was clipped to uint8
+    assert inside.mean() > 0.5
+    assert np.abs(half - (bicubic.astype(float) + own) / 2)[inside].max() <= 1.0  # halfway, to uint8 rounding
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "defaults": {"detail_scale": 0.5}}))
+    up_half = Upsampler.from_pretrained(folder)
+    assert up_half.detail_scale == 0.5
+    np.testing.assert_array_equal(up_half(img), up(img, detail_scale=0.5))  # the folder's default is used
+    for bad in (-0.1, float("inf"), "crisp"):
+        with pytest.raises(ValueError, match="detail_scale must be a number >= 0"):
+            up(img, detail_scale=bad)
+
+
 @pytest.mark.slow
 def test_segmentation_discriminator_training_with_diffaugment_resumes_exactly(toy_root, tmp_path):
     base = dict(data=str(toy_root), size=32, patch=16, channels=8, blocks=1, batch_size=2, adv_from=1, save_every=1,
@@ -442,6 +471,7 @@ def test_the_upsampler_evaluation_scores_both_inputs_against_bicubic_with_the_fo
         assert 0 < bicubic["psnr_back"] < 100
     assert res["real"]["bicubic"]["psnr_back"] > 30  # bicubic nearly keeps a smooth photo
     assert res["upsampler"]["noise_scale"] == 0.5 and res["upsampler"]["back_projection"] == 1
+    assert res["upsampler"]["detail_scale"] == 1.0
     assert res["floor"]["n"] == 4 and all(v > 0 for v in res["latency_s"].values())
 
 
@@ -483,9 +513,20 @@ def test_the_selection_keeps_every_score_it_made_when_a_later_folder_fails(toy_r
     for k, v in Upsampler.from_pretrained(noisy).net.state_dict().items():
         torch.testing.assert_close(v, up.net.state_dict()[k])
     assert all(r["psnr_back"]["real"] > 0 and r["psnr_back"]["generated"]["-"] > 0 for r in rows)
-    with pytest.raises(SystemExit, match="0 rows .* at noise scale 0.5 .*back-projection: 0.0/0, 1.0/0"):
+    with pytest.raises(SystemExit, match="0 rows .* at noise scale 0.5.*detail: 0.0/0/1.0, 1.0/0/1.0"):
         ship.main(["--selection", str(out), "--folder", str(noisy), "--noise-scale", "0.5", "--out", str(shipped)])
     assert Upsampler.from_pretrained(shipped).noise_scale == 0.0  # a refused ship leaves the folder as it was
+    # detail scales: one row each beside the others, and the one named ships as the folder's default
+    select.main([*args, "--folder", str(noisy), "--noise-scales", "0", "--detail-scales", "0.5", "0"])
+    rows = {r.get("detail_scale"): r for r in json.loads(out.read_text())["rows"]
+            if r["folder"] == str(noisy) and r["noise_scale"] == 0}
+    assert sorted(rows) == [0.0, 0.5, 1.0] and rows[0.0]["real"] == json.loads(out.read_text())["bicubic"]["real"]
+    with pytest.raises(SystemExit, match="3 rows"):  # three detail scales at noise 0: name one
+        ship.main(["--selection", str(out), "--folder", str(noisy), "--noise-scale", "0", "--out", str(shipped)])
+    ship.main(["--selection", str(out), "--folder", str(noisy), "--noise-scale", "0", "--detail-scale", "0.5",
+               "--out", str(shipped)])
+    up = Upsampler.from_pretrained(shipped)
+    assert up.detail_scale == 0.5 and up.config["record"]["chosen"]["real"] == rows[0.5]["real"]
 
 
 @pytest.mark.parametrize("kind", sorted(ADVERSARIES))
