@@ -118,25 +118,17 @@ def back_project(y: torch.Tensor, x: torch.Tensor, rounds: int) -> torch.Tensor:
     return y
 
 
-def check_noise_scale(value) -> float:
-    """A noise scale as a float, or a clear error: a finite number >= 0."""
+SCALES = {"noise_scale": "1: the training's noise, 0: none", "detail_scale": "1: the network's output, 0: bicubic"}
+
+
+def check_scale(name: str, value) -> float:
+    """One of the upsampler's inference scales (``SCALES``) as a float, or a clear error: a finite number >= 0."""
     try:
         scale = float(value)
     except (TypeError, ValueError):
         scale = float("nan")
     if not np.isfinite(scale) or scale < 0:
-        raise ValueError(f"noise_scale must be a number >= 0 (1: the training's noise, 0: none), got {value!r}")
-    return scale
-
-
-def check_detail_scale(value) -> float:
-    """A detail scale as a float, or a clear error: a finite number >= 0."""
-    try:
-        scale = float(value)
-    except (TypeError, ValueError):
-        scale = float("nan")
-    if not np.isfinite(scale) or scale < 0:
-        raise ValueError(f"detail_scale must be a number >= 0 (1: the network's output, 0: bicubic), got {value!r}")
+        raise ValueError(f"{name} must be a number >= 0 ({SCALES[name]}), got {value!r}")
     return scale
 
 
@@ -211,14 +203,14 @@ class Upsampler:
         ``defaults.noise_scale``, 1 when absent, the training's unit normals): below 1 trades texture variety
         between seeds for fidelity (StyleGAN's truncation trick, here on the noise), 0 is the mean texture and
         the same picture for every seed."""
-        return check_noise_scale(self.config.get("defaults", {}).get("noise_scale", 1.0))
+        return check_scale("noise_scale", self.config.get("defaults", {}).get("noise_scale", 1.0))
 
     @property
     def detail_scale(self) -> float:
         """How much of the detail the network adds to the bicubic picture is kept (the model folder's
         ``defaults.detail_scale``, 1 when absent): below 1 a softer picture between bicubic (0) and the network's
         own output (1), above 1 a sharper one."""
-        return check_detail_scale(self.config.get("defaults", {}).get("detail_scale", 1.0))
+        return check_scale("detail_scale", self.config.get("defaults", {}).get("detail_scale", 1.0))
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray, layouts=None, level: float | None = None, seed: int = 0,
@@ -254,8 +246,8 @@ class Upsampler:
         x = photo_to_tensor(batch).to(self.device).contiguous(memory_format=torch.channels_last)
         lay = one_hot(torch.from_numpy(ids).to(self.device), self.classset.num_channels).contiguous(
             memory_format=torch.channels_last)
-        noise_scale = self.noise_scale if noise_scale is None else check_noise_scale(noise_scale)
-        detail_scale = self.detail_scale if detail_scale is None else check_detail_scale(detail_scale)
+        noise_scale = self.noise_scale if noise_scale is None else check_scale("noise_scale", noise_scale)
+        detail_scale = self.detail_scale if detail_scale is None else check_scale("detail_scale", detail_scale)
         noise = None  # the network reads None as zero noise
         if self.net.cfg.noise_input and noise_scale > 0:
             noise = noise_scale * torch.stack([torch.randn((1,) + out_size,
