@@ -10,8 +10,7 @@ downsampled to 64 and upscaled: ``real``; the 4-step student's images for their 
 upscaled at each level: ``generated``), the second is the reference. The score is the evaluation's patch FD
 (four 64x64 crops an image, FD-EffNetL0). ``--noise-scales`` scores a noise-input network at several noise
 scales (``Upsampler.noise_scale``), ``--detail-scales`` at several detail scales (``Upsampler.detail_scale``), one
-row each; ``psnr_back`` is how close each output's 4x area-downsample
-stays to its input (the evaluation's check that the upsampler adds detail and does not repaint). Rows are merged
+row each; ``psnr_back`` is how close each output's 4x area-downsample stays to its input (the evaluation's check that the upsampler adds detail and does not repaint). Rows are merged
 into ``--out`` by folder, noise scale, back-projection rounds and detail scale
 (``commands`` lists every run), so snapshots can be added as a training goes on.
 """

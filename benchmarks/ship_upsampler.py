@@ -2,11 +2,11 @@ r"""Ship an upsampler scored by ``select_upsampler.py``: its weights, and the in
 
     python benchmarks/ship_upsampler.py --selection results/upsampler_selection_continued.json \
         --folder runs/up_fine2_from3750/snapshots/step_000500 --noise-scale 0 --back-projection 0 \
-        --out checkpoints/upsampler4x
+        --detail-scale 0.8 --out checkpoints/upsampler4x
 
-Only a (folder, noise scale, back-projection, detail scale) row of the selection can ship, so every shipped upsampler was chosen
-on training photos. The folder's ``defaults`` take the row's back-projection rounds, noise scale and detail scale (what
-``Upsampler`` then uses unless a call overrides them); ``record["chosen"]`` keeps the row's scores, the bicubic
+Only a (folder, noise scale, back-projection, detail scale) row of the selection can ship, so every shipped
+upsampler was chosen on training photos. The folder's ``defaults`` take the row's back-projection rounds, noise
+scale and detail scale (what ``Upsampler`` then uses unless a call overrides them); ``record["chosen"]`` keeps the row's scores, the bicubic
 scores beside them and the selection file. The held-out figures come after, from ``python -m sparsesis.evaluate upsampler``.
 """
 import argparse
