@@ -11,7 +11,7 @@ tile is the same ``--crop`` window of every column, the one where the photo (or 
 most fine detail, enlarged with nearest-neighbour so single pixels stay visible. The photo crops are small
 derived examples of LabelMeFacade (non-commercial research and teaching only; see examples/README.md). With
 ``--photos`` and no index, only the sketch rows are made and the photo column is left out: every picture in that
-figure is generated, so it may be kept in the repository.
+figure is generated.
 """
 from __future__ import annotations
 
