@@ -81,9 +81,11 @@ class UpsamplerNet(nn.Module):
                                   nn.Conv2d(half, 3, 3, padding=1))
 
     def forward(self, x: torch.Tensor, layout: torch.Tensor, level: torch.Tensor | float | None = None,
-                noise: torch.Tensor | None = None) -> torch.Tensor:
+                noise: torch.Tensor | None = None, detail_scale: float = 1.0) -> torch.Tensor:
         # x: (B, 3, h, w); layout: (B, K+1, 4h, 4w); level: (B,) or a number in [0, 1] (networks with level_input);
-        # noise: (B, 1, 4h, 4w) standard normal (networks with noise_input; None = zeros, the mean texture)
+        # noise: (B, 1, 4h, 4w) standard normal (networks with noise_input; None = zeros, the mean texture);
+        # detail_scale: how much of the detail over the bicubic picture is kept (ESRGAN's network interpolation,
+        # on the outputs; each pixel keeps its neighbourhood, so editing keeps its footprint)
         inputs = [x, F.avg_pool2d(layout, 4)]
         if self.cfg.level_input:
             if level is None:
@@ -101,7 +103,7 @@ class UpsamplerNet(nn.Module):
         f = self.fine(self.mix1(torch.cat([self.up1(f), *at2], 1)))  # (B, ch, 2h, 2w)
         detail = self.mix2(torch.cat([self.up2(f), *at4], 1))  # (B, 3, 4h, 4w)
         base = F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
-        return base + detail
+        return base + detail if detail_scale == 1.0 else base + detail_scale * detail
 
 
 def area_down(x: torch.Tensor, factor: int = 4) -> torch.Tensor:
@@ -130,16 +132,6 @@ def check_scale(name: str, value) -> float:
     if not np.isfinite(scale) or scale < 0:
         raise ValueError(f"{name} must be a number >= 0 ({SCALES[name]}), got {value!r}")
     return scale
-
-
-def scale_detail(y: torch.Tensor, x: torch.Tensor, scale: float) -> torch.Tensor:
-    """``y`` moved towards (below 1) or away from (above 1) the bicubic upscale of its input ``x``: the bicubic
-    picture plus ``scale`` times what the network added to it (ESRGAN's network interpolation, done on the
-    outputs). Each pixel depends on the same neighbourhood as before, so editing keeps its footprint."""
-    if scale == 1.0:
-        return y
-    base = F.interpolate(x, size=y.shape[-2:], mode="bicubic", align_corners=False)
-    return base + scale * (y - base)
 
 
 def bicubic_up(images: np.ndarray, factor: int = 4) -> np.ndarray:
@@ -254,8 +246,7 @@ class Upsampler:
                                                            generator=torch.Generator().manual_seed(int(seed) + i))
                                                for i in range(b)]).to(self.device)  # image i: seed + i, any batch
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            y = self.net(x, lay, level, noise)
-        y = scale_detail(y.float(), x.float(), detail_scale)
-        y = back_project(y, x, self.back_projection if back_projection is None else int(back_projection))
+            y = self.net(x, lay, level, noise, detail_scale)
+        y = back_project(y.float(), x, self.back_projection if back_projection is None else int(back_projection))
         out = tensor_to_photo(y)
         return out[0] if one else out
