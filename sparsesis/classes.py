@@ -174,13 +174,19 @@ def one_hot(ids, num_channels: int):
     return F.one_hot(ids.long(), num_channels).permute(0, 3, 1, 2).to(torch.float32)
 
 
-def builtin(name: str = "labelmefacade") -> ClassSet:
-    """A class set shipped inside the package (``sparsesis/classsets/<name>.json``)."""
+def builtin_dict(name: str) -> dict:
+    """A class file shipped inside the package (``sparsesis/classsets/<name>.json``) as a dict: the class set,
+    and for a data set read as published its label format and split lists."""
     ref = resources.files("sparsesis.classsets") / f"{name}.json"
     if not ref.is_file():
         avail = sorted(p.name[:-5] for p in resources.files("sparsesis.classsets").iterdir() if p.name.endswith(".json"))
         raise ValueError(f"no built-in class set {name!r}; available: {avail}")
-    return ClassSet.from_dict(json.loads(ref.read_text()))
+    return json.loads(ref.read_text())
+
+
+def builtin(name: str = "labelmefacade") -> ClassSet:
+    """A class set shipped inside the package (``sparsesis/classsets/<name>.json``)."""
+    return ClassSet.from_dict(builtin_dict(name))
 
 
 LABELMEFACADE = builtin("labelmefacade")

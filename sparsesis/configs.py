@@ -1,5 +1,5 @@
 """Named model sizes. What they cost to train: ``results/README.md`` ("Training at paper scale") and
-``results/train_step_cpu.json``."""
+``results/history/train_step_cpu.json``."""
 from __future__ import annotations
 
 from dataclasses import replace

@@ -1,9 +1,13 @@
 """Photo + label-map data sets: discovery, decoding, resizing, caching, splits, augmentation.
 
-A data set is a folder with ``images/<stem>.jpg|png``, ``labels/<stem>.png`` (colour-coded with the
-class set's palette) and split lists (one ``images/<stem>.jpg`` path or stem per line). A
-``classes.json`` in the folder gives the class set and the split files (see ``sparsesis.classes``);
-a folder without one is read as LabelMeFacade.
+A data set is a folder of photos (``.jpg`` or ``.png``), label maps and split lists, as data sets are
+published. A split list line names a photo (a path, or a stem) and optionally its label map; paths written
+on another machine (SegNet's ``/SegNet/CamVid/train/x.png``) are matched by their trailing parts, so the
+lists need no editing; a line with a photo alone takes ``labels/<stem>.png``. A ``classes.json`` in the
+folder gives the class set, the split files (a split may join several lists) and the label format:
+colour-coded in the palette or one-channel index maps, and the void ids (or colours) that mean "nobody
+labelled this", read as UNKNOWN (see ``LabelFormat``). A folder laid out as SegNet publishes CamVid is read
+with the built-in ``camvid`` class file; any other folder without a class file as LabelMeFacade.
 
 LabelMeFacade split (documented choice): we *train* on the 845 images of ``test.txt`` and *evaluate*
 on the 100 of ``train.txt``. The published lists are the other way round, which suits segmentation,
@@ -52,33 +56,125 @@ def resolve_data_root(path: str | os.PathLike | None = None) -> Path:
     root = Path(chosen).expanduser()
     if not root.is_dir():
         raise DataError(f"Data folder {root} does not exist.\n{DOWNLOAD_HINT}")
-    for sub in ("images", "labels"):
-        if not (root / sub).is_dir():
-            raise DataError(f"Data folder {root} has no '{sub}/' subfolder: expected images/ and labels/ "
-                            f"(and split lists).\n{DOWNLOAD_HINT}")
+    if _class_meta(root) is None:  # read as LabelMeFacade: images/ and labels/
+        for sub in ("images", "labels"):
+            if not (root / sub).is_dir():
+                raise DataError(f"Data folder {root} has no '{sub}/' subfolder and no {CLASS_FILE}: expected images/ "
+                                f"and labels/ (and split lists), or a class file naming the format.\n{DOWNLOAD_HINT}")
     return root
 
 
-def dataset_info(root: Path) -> tuple[ClassSet, dict[str, str]]:
-    """The class set and split-file names of a data folder."""
+def _class_meta(root: Path) -> dict | None:
+    """The folder's class file as a dict: ``classes.json`` when it has one, the built-in ``camvid`` file for a
+    folder laid out as SegNet publishes CamVid (``trainannot/`` beside ``train.txt``), else None (LabelMeFacade)."""
     class_file = root / CLASS_FILE
     if class_file.is_file():
-        meta = json.loads(class_file.read_text())
-        return ClassSet.from_dict(meta), {**DEFAULT_SPLITS, **meta.get("splits", {})}
-    return LABELMEFACADE, dict(LABELMEFACADE_SPLITS)
+        try:
+            return json.loads(class_file.read_text())
+        except json.JSONDecodeError as err:
+            raise DataError(f"{class_file} is not valid JSON ({err}): fix or remove it") from None
+    if (root / "trainannot").is_dir() and (root / "train.txt").is_file():
+        from .classes import builtin_dict
+
+        return builtin_dict("camvid")
+    return None
 
 
-def split_stems(root: Path, split: str) -> list[str]:
+def dataset_info(root: Path) -> tuple[ClassSet, dict[str, str | list[str]]]:
+    """The class set and split-file names of a data folder (a split may name several list files)."""
+    meta = _class_meta(root)
+    if meta is None:
+        return LABELMEFACADE, dict(LABELMEFACADE_SPLITS)
+    try:
+        classset = ClassSet.from_dict(meta)
+    except ValueError as err:
+        raise DataError(f"class file of {root}: {err}") from None
+    return classset, {**DEFAULT_SPLITS, **meta.get("splits", {})}
+
+
+@dataclass(frozen=True)
+class LabelFormat:
+    """How a data set's label maps encode classes. ``kind`` "color": RGB in the class set's palette; "index": one
+    channel of class ids. ``void``: ids (index) or RGB triples (color) that mark pixels nobody labelled; they are
+    read as UNKNOWN, never as a class (and mIoU leaves them out)."""
+
+    kind: str = "color"
+    void: tuple = ()
+
+
+def label_format(root: Path) -> LabelFormat:
+    """The label format the folder's class file names (``"labels": {"format": ..., "void": [...]}``)."""
+    meta = _class_meta(root) or {}
+    spec = meta.get("labels", {})
+    kind = spec.get("format", "color")
+    if kind not in ("color", "index"):
+        raise DataError(f"class file of {root}: labels.format must be 'color' or 'index', got {kind!r}")
+    void = tuple(tuple(int(c) for c in v) if isinstance(v, (list, tuple)) else int(v) for v in spec.get("void", []))
+    return LabelFormat(kind, void)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One photo and its label map, found from a split list line."""
+
+    stem: str
+    photo: Path
+    label: Path
+
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def _find(root: Path, token: str, suffixes: tuple[str, ...]) -> Path | None:
+    """A file a list names, matched whatever folder the list's paths come from: the path's trailing parts under
+    ``root`` (longest first), with each of ``suffixes`` in place of its own."""
+    parts = [p for p in token.replace("\\", "/").split("/") if p not in ("", ".")]
+    for k in range(len(parts)):
+        base = root.joinpath(*parts[k:])
+        for cand in (base, *(base.with_suffix(s) for s in suffixes)):
+            if cand.is_file():
+                return cand
+    return None
+
+
+def split_entries(root: Path, split: str) -> list[Entry]:
+    """The photo / label pairs of a split, in list order. A list line holds a photo path (a stem will do) and
+    optionally its label map's path; paths from another machine are matched by their trailing parts, photos as
+    ``.jpg`` or ``.png``; without a label path the label is ``labels/<stem>.png``."""
     _, splits = dataset_info(root)
     if split not in splits:
         raise ValueError(f"unknown split {split!r}; this data set has {sorted(splits)}")
-    list_file = root / splits[split]
-    if not list_file.is_file():
-        raise DataError(f"Split list {list_file} is missing (split {split!r}).\n{DOWNLOAD_HINT}")
-    stems = [Path(line.strip()).stem for line in list_file.read_text().splitlines() if line.strip()]
-    if not stems:
-        raise DataError(f"Split list {list_file} is empty")
-    return stems
+    files = splits[split] if isinstance(splits[split], list) else [splits[split]]
+    entries, seen = [], set()
+    for name in files:
+        list_file = root / name
+        if not list_file.is_file():
+            raise DataError(f"Split list {list_file} is missing (split {split!r}).\n{DOWNLOAD_HINT}")
+        for n, line in enumerate(list_file.read_text().splitlines(), 1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            stem = Path(tokens[0]).stem
+            photo = _find(root, tokens[0], PHOTO_SUFFIXES) or _find(root, f"images/{stem}", PHOTO_SUFFIXES)
+            if photo is None:
+                raise DataError(f"{list_file}:{n}: no photo for {tokens[0]!r} in {root} (looked for its path's "
+                                f"trailing parts and images/{stem}.jpg|png): restore the file or remove the line")
+            label_token = tokens[1] if len(tokens) > 1 else f"labels/{stem}.png"
+            label = _find(root, label_token, (".png",))
+            if label is None:
+                raise DataError(f"{list_file}:{n}: no label map for {label_token!r} in {root}: restore the file "
+                                "or remove the line")
+            if stem in seen:
+                raise DataError(f"{list_file}:{n}: {stem!r} is listed twice in split {split!r}: remove one line")
+            seen.add(stem)
+            entries.append(Entry(stem, photo, label))
+    if not entries:
+        raise DataError(f"split {split!r} of {root} lists no photos ({', '.join(files)} empty)")
+    return entries
+
+
+def split_stems(root: Path, split: str) -> list[str]:
+    return [e.stem for e in split_entries(root, split)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,24 +201,59 @@ def read_label_rgb(path: Path) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, ::-1])  # BGR -> RGB
 
 
-def read_label_ids(path: Path, classset: ClassSet) -> np.ndarray:
-    """-> ``(H, W)`` ids; a colour off the palette raises ``PaletteError`` naming the file."""
-    return classset.colors_to_ids(read_label_rgb(path), allow_unknown=False, source=f"label map {path}")
+def read_label_ids(path: Path, classset: ClassSet, fmt: LabelFormat = LabelFormat()) -> np.ndarray:
+    """-> ``(H, W)`` ids, void pixels as UNKNOWN; a map that does not fit the format raises ``DataError`` naming
+    the file and the fix."""
+    if fmt.kind == "index":
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise DataError(f"cannot read label map {path} (missing or corrupt)")
+        if img.ndim == 3:
+            if not (img[:, :, :1] == img[:, :, :3]).all():
+                raise DataError(f"label map {path} is a colour image, but the class file says labels.format "
+                                "'index': set it to 'color', or give one-channel id maps")
+            img = img[:, :, 0]
+        ids = img.astype(np.int64)
+        void = np.isin(ids, [v for v in fmt.void if isinstance(v, int)])
+        bad = (ids >= classset.num_classes) & ~void
+        if bad.any():
+            raise DataError(f"label map {path} holds id {int(ids[bad][0])}, outside the {classset.num_classes} classes "
+                            f"of {classset.name} (0..{classset.num_classes - 1}) and not a void id {list(fmt.void)}: "
+                            "add it to labels.void in the class file, or fix the map")
+        ids[void] = classset.unknown_id
+        return ids
+    rgb = read_label_rgb(path)
+    void = np.zeros(rgb.shape[:2], bool)
+    for c in fmt.void:
+        if isinstance(c, tuple):
+            void |= (rgb == np.array(c, np.uint8)).all(-1)
+    if void.any():
+        rgb = rgb.copy()
+        rgb[void] = classset.colors[0]
+    try:
+        ids = classset.colors_to_ids(rgb, allow_unknown=False, source=f"label map {path}")
+    except ValueError as err:
+        raise DataError(f"{err}; if those pixels are unlabelled, list the colour in labels.void of the class "
+                        "file") from None
+    ids[void] = classset.unknown_id
+    return ids
 
 
 def find_photo(root: Path, stem: str) -> Path:
-    for ext in (".jpg", ".jpeg", ".png"):
+    for ext in PHOTO_SUFFIXES:
         p = root / "images" / f"{stem}{ext}"
         if p.is_file():
             return p
     raise DataError(f"no photo images/{stem}.jpg|png in {root}")
 
 
-def resize_short_side(photo: np.ndarray, label: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def resize_short_side(photo: np.ndarray, label: np.ndarray, size: int,
+                      name: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Scale so the short side is ``size``: area for the photo, nearest for the labels."""
     h, w = label.shape
     if photo.shape[:2] != (h, w):
-        raise DataError(f"photo {photo.shape[:2]} and label map {(h, w)} differ in size")
+        raise DataError(f"{name + ': ' if name else ''}photo {photo.shape[:2]} and label map {(h, w)} differ in size: "
+                        "a label map must match its photo pixel for pixel")
     s = size / min(h, w)
     nh, nw = max(size, round(h * s)), max(size, round(w * s))
     photo = cv2.resize(photo, (nw, nh), interpolation=cv2.INTER_AREA)
@@ -178,14 +309,12 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "sparsesis"))
 
 
-def _cache_key(root: Path, split: str, size: int, stems: list[str]) -> str:
+def _cache_key(root: Path, split: str, size: int, entries: list[Entry], fmt: LabelFormat) -> str:
     h = hashlib.sha1()
     h.update(str(root.resolve()).encode())
-    h.update(f"{split}:{size}:v1".encode())
-    for s in stems:
-        p = find_photo(root, s)
-        st_p, st_l = p.stat(), (root / "labels" / f"{s}.png").stat()
-        h.update(f"{s}:{st_p.st_size}:{st_l.st_size}".encode())
+    h.update(f"{split}:{size}:v2:{fmt}".encode())
+    for e in entries:
+        h.update(f"{e.stem}:{e.photo.name}:{e.photo.stat().st_size}:{e.label.stat().st_size}".encode())
     return h.hexdigest()[:16]
 
 
@@ -199,8 +328,10 @@ def load_split(split: str = "train", size: int = 64, root: str | os.PathLike | N
         raise ValueError(f"size must be at least 8 pixels, got {size}")
     root = resolve_data_root(root)
     classset, _ = dataset_info(root)
-    stems = split_stems(root, split)
-    cache = cache_root() / f"{classset.name}_{split}_{size}_{_cache_key(root, split, size, stems)}.npz"
+    fmt = label_format(root)
+    entries = split_entries(root, split)
+    stems = [e.stem for e in entries]
+    cache = cache_root() / f"{classset.name}_{split}_{size}_{_cache_key(root, split, size, entries, fmt)}.npz"
     if use_cache and cache.is_file():
         try:
             with np.load(cache) as z:
@@ -208,15 +339,12 @@ def load_split(split: str = "train", size: int = 64, root: str | os.PathLike | N
         except Exception:  # a damaged cache is rebuilt, never trusted
             cache.unlink(missing_ok=True)
     photos, labels = [], []
-    it = stems
+    it = entries
     if progress:
         from tqdm.auto import tqdm
-        it = tqdm(stems, desc=f"preparing {split} @ {size}px", unit="img")
-    for stem in it:
-        label_path = root / "labels" / f"{stem}.png"
-        if not label_path.is_file():
-            raise DataError(f"label map {label_path} is missing for photo {stem}")
-        photo, label = resize_short_side(read_photo(find_photo(root, stem)), read_label_ids(label_path, classset), size)
+        it = tqdm(entries, desc=f"preparing {split} @ {size}px", unit="img")
+    for e in it:
+        photo, label = resize_short_side(read_photo(e.photo), read_label_ids(e.label, classset, fmt), size, e.stem)
         photos.append(photo)
         labels.append(label)
     if use_cache:

@@ -1,10 +1,13 @@
 r"""Evaluate generators on the held-out layouts: Fréchet distance and KID against the held-out photos.
 
-    python -m sparsesis.evaluate generation --checkpoint checkpoints/ours64 --out results/generation.json
-    python -m sparsesis.evaluate table --method ours=checkpoints/ours64 --method trivial \
+    python -m sparsesis.evaluate generation --checkpoint checkpoints/ours64-student4 --out /tmp/generation.json
+    python -m sparsesis.evaluate table --method ours=checkpoints/ours64-student4 --method trivial \
         --kinds random_mask scribble --mask-seeds 3 --out results/eval.json
-    python -m sparsesis.evaluate distillation --checkpoint checkpoints/ours64 --teacher-steps 256 \
-        --students runs/distill64 --ddim-steps 1 2 4 8 16 32 --out results/distillation.json
+    python -m sparsesis.evaluate distillation --checkpoint checkpoints/ours64 --teacher-steps 8 \
+        --students checkpoints/ours64-student4 checkpoints/ours64-student2 --ddim-steps 2 4 8 \
+        --out results/distillation_t400k.json
+
+The commands that made each current file in ``results/`` are in the files themselves (``"command"``).
 
 Every method gets the same inputs (``sparsesis.inputs``: a pure function of layout and seed), the same
 generation seeds and the same real set. The metric is named after its feature network
@@ -434,12 +437,12 @@ def _upsampler_args(q):
 
 # name -> (help, its own flags, what it runs); every command also takes the common flags below
 COMMANDS = {
-    "generation": ("ours vs the trivial mean-colour baseline -> results/generation.json", _generation_args,
+    "generation": ("one generator vs the trivial mean-colour baseline (FD, KID, mIoU)", _generation_args,
                    run_generation),
     "table": ("several methods and input kinds -> results/eval.json", _table_args, run_table),
     "sparsity": ("metrics vs labelled share and strokes, plus noisy-label kinds -> results/sparsity.json",
                  _sparsity_args, run_sparsity),
-    "distillation": ("students vs teacher vs plain DDIM: quality and latency -> results/distillation.json",
+    "distillation": ("students vs teacher vs plain DDIM: quality and latency -> results/distillation_t400k.json",
                      _distillation_args, run_distillation),
     "upsampler": ("bicubic vs the learned upsampler at 256: patch FD, FD, KID, mIoU, latency -> "
                   "results/upsampler.json", _upsampler_args, run_upsampler),

@@ -79,6 +79,12 @@ class SegmentationDiscriminator(nn.Module):
         return self.features(x)[-1]
 
 
+def unlabelled_to_ignore(ids: torch.Tensor, unknown_id: int) -> torch.Tensor:
+    """A photo's full label map as a discriminator's target: pixels nobody labelled (UNKNOWN, a data set's void
+    id) count in no loss."""
+    return torch.where(ids == unknown_id, torch.full_like(ids, IGNORE), ids)
+
+
 def balanced_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Cross-entropy with OASIS's class balancing: each class weighted by the inverse of its pixel share in
     the batch. ``logits`` (B, C, H, W), ``target`` (B, H, W) long; pixels labelled ``IGNORE`` do not count."""

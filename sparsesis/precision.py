@@ -1,7 +1,7 @@
 """The number format inference runs in: ``"fp32"``, ``"bf16"`` (autocast) or ``"auto"``.
 
 bf16 autocast can only be fast where the processor computes bfloat16 natively (AVX-512 BF16 or AMX on x86, a
-CUDA GPU); elsewhere PyTorch emulates it, several times slower than fp32 (``results/precision_avx2.json``). Even a
+CUDA GPU); elsewhere PyTorch emulates it, several times slower than fp32 (``results/history/precision_avx2.json``). Even a
 CPU that reports AVX-512 BF16 may run this project's convolutions slower in bf16 than in fp32 (``results/README.md``,
 "bf16 on CPUs"), so on a CPU ``"auto"`` also times one convolution both ways (once per process, ~0.1 s) and picks
 bf16 only where it is native *and* faster: the demo stays interactive on any CPU.

@@ -66,6 +66,8 @@ def iou_per_class(pred: np.ndarray, true: np.ndarray, num_classes: int) -> np.nd
     """IoU of each class over a whole set (intersections and unions summed over images); NaN where a class
     is in neither prediction nor truth."""
     pred, true = np.asarray(pred).reshape(-1), np.asarray(true).reshape(-1)
+    labelled = true < num_classes  # UNKNOWN (a data set's void pixels) is no class: left out
+    pred, true = pred[labelled], true[labelled]
     conf = np.bincount(true * num_classes + pred, minlength=num_classes ** 2).reshape(num_classes, num_classes)
     inter = np.diag(conf).astype(np.float64)
     union = conf.sum(0) + conf.sum(1) - np.diag(conf)
@@ -148,7 +150,7 @@ def train_segmenter(run: str | Path, data=None, size: int = 64, steps: int = 300
             views = [pairs.augmented(int(i), rng) for i in idx]
             x = photo_to_tensor(np.stack([v[0] for v in views]))
             y = torch.from_numpy(np.stack([v[1] for v in views]))
-            loss = F.cross_entropy(net(x), y)
+            loss = F.cross_entropy(net(x), y, ignore_index=cs.unknown_id)  # void pixels teach nothing
             opt.zero_grad()
             loss.backward()
             opt.step()

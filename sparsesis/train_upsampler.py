@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,14 +31,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .adversarial import AdversarialSchedule, train_adversarial
 from .checkpoint import STATE_FILE, save_discriminator, save_model_dir
 from .classes import one_hot
 from .data import load_split
-from .gan import IGNORE, SegmentationDiscriminator, balanced_ce, diff_augment, feature_matching, hinge_d, hinge_g
+from .gan import (IGNORE, SegmentationDiscriminator, balanced_ce, diff_augment, feature_matching, hinge_d, hinge_g,
+                  unlabelled_to_ignore)
 from .masking import MaskConfig, class_wise_random
 from .schema import DEFAULT_UPSAMPLER_LEVEL, UPSAMPLER_KIND, upsampler_config
-from .training import (EMA, PRECISIONS, TrainingLoop, config_from_args, config_parser, count_images, load_state,
-                       mixed_precision, save_state, set_threads)
+from .training import EMA, PRECISIONS, check_precision, config_from_args, config_parser, set_threads
 from .unet import count_parameters
 from .upsampler import UpsamplerConfig, UpsamplerNet, area_down
 
@@ -220,6 +220,7 @@ class SegmentationAdversary:
         self.diffaug = cfg.diffaug
 
     def _aug(self, images, full, gen_seed):
+        full = unlabelled_to_ignore(full, self.k)
         if not self.diffaug:
             return images, full
         return diff_augment(images, full, torch.Generator().manual_seed(gen_seed))
@@ -305,19 +306,78 @@ def load_discriminator(disc: nn.Module, folder: str | Path, kind: str) -> str:
     return "restored"
 
 
-def learning_rate_scale(step: int, steps: int, decay_from: int | None, warmup: int = 0, start: int = 0) -> float:
-    """0 before ``start``, then rising linearly over ``warmup`` steps (``(step - start + 1) / warmup``), 1 until
-    ``decay_from``, then falling linearly to 0 at ``steps``."""
-    if step < start:
-        return 0.0
-    rise = min(1.0, (step - start + 1) / warmup) if warmup > 0 else 1.0
-    if decay_from is None or step < decay_from:
-        return rise
-    return rise * max(0.0, (steps - step) / max(1, steps - decay_from))
+class UpsamplerTask:
+    """The upsampler as a task of the one adversarial loop (``sparsesis.adversarial``): L1 (and low-pass L1) to the
+    real crop, and from ``adv_from`` on the adversary's loss with feature matching (R1 on real crops where set);
+    the EMA generator is what is exported."""
+
+    def __init__(self, cfg: UpsamplerTrainConfig, pairs, net: UpsamplerNet, adversary):
+        self.cfg, self.pairs, self.adversary = cfg, pairs, adversary
+        self.generator, self.discriminator = net, adversary.disc
+        self.ema_avg = EMA(net, cfg.ema_decay)
+        self.batch_size = cfg.batch_size
+        mask_cfg = MaskConfig()
+        self.masker = lambda labels, unknown, rng: class_wise_random(labels, unknown, rng, mask_cfg)  # noqa: E731
+        self.last_r1 = None  # R1 runs every r1_every steps; each step's log carries the latest value
+
+    def state_modules(self) -> dict:
+        return {"net": self.generator, "ema": self.ema_avg.model, "disc": self.discriminator}
+
+    def batch(self, step: int) -> dict:
+        x, y, lay_ids, levels, full = make_batch(self.pairs, step, self.cfg, self.masker)
+        seed = (self.cfg.seed * 1_000_003 + step) * 4
+        noise = (torch.randn(y.shape[0], 1, *y.shape[-2:], generator=torch.Generator().manual_seed(seed))
+                 if self.cfg.noise_input else None)
+        return {"x": x, "y": y, "lay_ids": lay_ids, "lay": one_hot(lay_ids, self.pairs.classset.num_channels),
+                "levels": levels, "full": full, "noise": noise, "seed": seed}
+
+    def generate(self, b: dict) -> torch.Tensor:
+        return self.generator(b["x"], b["lay"], b["levels"], b["noise"]).float()
+
+    def d_loss(self, b: dict, fake: torch.Tensor, step: int):
+        cfg = self.cfg
+        if step < cfg.adv_from:
+            return None, {}
+        d_loss = self.adversary.d_loss(b["y"], fake, b["lay_ids"], b["full"], b["seed"])
+        if cfg.r1_weight and step % cfg.r1_every == 0:
+            r1 = r1_penalty(self.adversary, b["y"], b["lay_ids"], b["full"], b["seed"] + 3)
+            d_loss = d_loss + cfg.r1_weight * cfg.r1_every * r1
+            self.last_r1 = r1.item()
+        logs = {"d": d_loss.item()}
+        if self.last_r1 is not None:
+            logs["r1"] = self.last_r1
+        return d_loss, logs
+
+    def g_loss(self, b: dict, fake: torch.Tensor, step: int):
+        cfg, y = self.cfg, b["y"]
+        l1 = (fake - y).abs().mean()
+        loss, logs = cfg.l1_weight * l1, {}
+        if cfg.lowpass_weight:
+            lowpass = (F.avg_pool2d(fake, 2) - F.avg_pool2d(y, 2)).abs().mean()
+            loss = loss + cfg.lowpass_weight * lowpass
+            logs["lowpass"] = lowpass.item()
+        if step >= cfg.adv_from:
+            adv, fm = self.adversary.g_loss(y, fake, b["lay_ids"], b["full"], b["seed"] + 2)
+            loss = loss + cfg.adv_weight * adv + cfg.fm_weight * fm
+            logs.update(adv=adv.item(), fm=fm.item())
+        logs["l1"] = l1.item()
+        # how far the output's 4x area-downsample is from the (degraded) input: it should add detail only
+        logs["consistency"] = (area_down(fake.detach()) - b["x"]).abs().mean().item()
+        return loss, logs
+
+    def after_step(self, step: int) -> None:
+        self.ema_avg.update(self.generator, step)
+
+    def export(self, folder: Path, record: dict, snapshot: bool = False) -> None:
+        ema = self.ema_avg.model
+        save_model_dir(folder, ema.state_dict(), upsampler_config(ema, self.pairs.classset, record, self.cfg))
+        if not snapshot:  # beside the export, the discriminator (fp16): a run started from it goes on against it
+            save_discriminator(folder, self.discriminator, disc=self.cfg.disc)
 
 
-def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
-    autocast = mixed_precision(cfg.precision)  # an unknown precision fails here, before any work
+def check_config(cfg: UpsamplerTrainConfig) -> None:
+    """Refuse settings that do not go together, before any work."""
+    check_precision(cfg.precision)
     if not 0.0 <= cfg.clean_inputs <= 1.0 or cfg.warmup < 0 or cfg.d_first < 0:
         raise ValueError(f"clean_inputs must be in [0, 1], warmup and d_first >= 0, got {cfg.clean_inputs}, "
                          f"{cfg.warmup} and {cfg.d_first}")
@@ -326,121 +386,36 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
                          f"start (--adv-from 0), got adv_from {cfg.adv_from}")
     if cfg.clean_inputs and cfg.level_input:
         raise ValueError("clean_inputs is for networks without a level input; with one, clean_share sets that share")
-    set_threads(cfg.threads)
-    run = Path(cfg.run)
-    run.mkdir(parents=True, exist_ok=True)
     if cfg.patch % 8 or cfg.patch > cfg.size:
         raise ValueError(f"patch must be a multiple of 8 and at most size ({cfg.size}), got {cfg.patch}")
-    pairs = load_split("train", cfg.size, cfg.data, progress=progress)
-    classset = pairs.classset
-    torch.manual_seed(cfg.seed)
     if cfg.disc not in ADVERSARIES:
         raise ValueError(f"disc must be one of {', '.join(ADVERSARIES)}, got {cfg.disc!r}")
     if cfg.r1_weight < 0 or cfg.r1_every < 1:
         raise ValueError(f"r1_weight must be >= 0 and r1_every >= 1, got {cfg.r1_weight} and {cfg.r1_every}")
     if cfg.disc == "segmentation" and cfg.patch % 16:
         raise ValueError(f"the segmentation discriminator needs a patch that is a multiple of 16, got {cfg.patch}")
+
+
+def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
+    check_config(cfg)
+    set_threads(cfg.threads)
+    run = Path(cfg.run)
+    pairs = load_split("train", cfg.size, cfg.data, progress=progress)
+    classset = pairs.classset
+    torch.manual_seed(cfg.seed)
     net = UpsamplerNet(UpsamplerConfig(classset.num_channels, cfg.channels, cfg.blocks, level_input=cfg.level_input,
                                        noise_input=cfg.noise_input, fine_blocks=cfg.fine_blocks))
-    started_from = None
-    if cfg.init_from and not (run / STATE_FILE).is_file():
-        started_from = init_weights(net, cfg.init_from, classset)
-    ema_avg = EMA(net, cfg.ema_decay)
-    ema = ema_avg.model
-    adversary = ADVERSARIES[cfg.disc](classset, cfg)
-    disc = adversary.disc
-    if started_from is not None:
-        started_from["discriminator"] = load_discriminator(disc, cfg.init_from, cfg.disc)
-    opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
-    modules, optimizers = {"net": net, "ema": ema, "disc": disc}, {"opt_g": opt_g, "opt_d": opt_d}
-    step, record = 0, {"images_seen": 0, "train_seconds": 0.0, "device": "cpu", "parameters": count_parameters(net)}
-    if started_from:  # this run's counts start at 0; the start's own training is kept beside them
+    fresh = not (run / STATE_FILE).is_file()
+    started_from = init_weights(net, cfg.init_from, classset) if cfg.init_from and fresh else None
+    task = UpsamplerTask(cfg, pairs, net, ADVERSARIES[cfg.disc](classset, cfg))
+    record = {"parameters": count_parameters(net)}
+    if started_from is not None:  # this run's counts start at 0; the start's own training is kept beside them
+        started_from["discriminator"] = load_discriminator(task.discriminator, cfg.init_from, cfg.disc)
         record["started_from"] = started_from
-    if (run / STATE_FILE).is_file():
-        meta = load_state(run / STATE_FILE, modules, optimizers)
-        step, record = int(meta["step"]), json.loads(meta["record"])
-    mask_cfg = MaskConfig()
-    masker = lambda labels, unknown, rng: class_wise_random(labels, unknown, rng, mask_cfg)  # noqa: E731
-    loop = TrainingLoop(cfg.steps, step, "train upsampler", cfg.minutes, progress)
-
-    def export(folder: Path):
-        save_model_dir(folder, ema.state_dict(), upsampler_config(ema, classset, {**record, "step": loop.step}, cfg))
-
-    def save():
-        save_state(run / STATE_FILE, modules, optimizers, step=str(loop.step), record=record)
-        export(run / "export")
-        # beside the export, the discriminator (fp16): a run started from this folder goes on against it
-        save_discriminator(run / "export", disc, disc=cfg.disc)
-
-    log = open(run / "log.jsonl", "a")
-    last_r1 = None  # R1 runs every r1_every steps; each step's log carries the latest value
-    with loop:
-        try:
-            while loop.running():
-                t0 = time.time()
-                x, y, lay_ids, levels, full = make_batch(pairs, loop.step, cfg, masker)
-                lay = one_hot(lay_ids, classset.num_channels)
-                scale_g = learning_rate_scale(loop.step, cfg.steps, cfg.decay_from, cfg.warmup, cfg.d_first)
-                scale_d = learning_rate_scale(loop.step, cfg.steps, cfg.decay_from, cfg.warmup)
-                for opt, lr in ((opt_g, cfg.lr * scale_g), (opt_d, cfg.lr_d * scale_d)):
-                    for group in opt.param_groups:
-                        group["lr"] = lr
-                noise = None
-                aug_seed = (cfg.seed * 1_000_003 + loop.step) * 4
-                if cfg.noise_input:
-                    noise = torch.randn(y.shape[0], 1, *y.shape[-2:], generator=torch.Generator().manual_seed(aug_seed))
-                with autocast:
-                    fake = net(x, lay, levels, noise).float()
-                adversarial = loop.step >= cfg.adv_from
-                logs = {}
-                if adversarial:
-                    with autocast:
-                        d_loss = adversary.d_loss(y, fake.detach(), lay_ids, full, aug_seed)
-                    if cfg.r1_weight and loop.step % cfg.r1_every == 0:
-                        with autocast:
-                            r1 = r1_penalty(adversary, y, lay_ids, full, aug_seed + 3)
-                        d_loss = d_loss + cfg.r1_weight * cfg.r1_every * r1
-                        last_r1 = r1.item()
-                    if last_r1 is not None:
-                        logs["r1"] = last_r1
-                    opt_d.zero_grad(set_to_none=True)
-                    d_loss.backward()
-                    opt_d.step()
-                    logs["d"] = d_loss.item()
-                l1 = (fake - y).abs().mean()
-                g_loss = cfg.l1_weight * l1
-                if cfg.lowpass_weight:
-                    lowpass = (F.avg_pool2d(fake, 2) - F.avg_pool2d(y, 2)).abs().mean()
-                    g_loss = g_loss + cfg.lowpass_weight * lowpass
-                    logs["lowpass"] = lowpass.item()
-                if adversarial and scale_g > 0:
-                    with autocast:
-                        adv, fm = adversary.g_loss(y, fake, lay_ids, full, aug_seed + 2)
-                    g_loss = g_loss + cfg.adv_weight * adv + cfg.fm_weight * fm
-                    logs.update(adv=adv.item(), fm=fm.item())
-                if scale_g > 0:  # held still while the discriminator goes first
-                    opt_g.zero_grad(set_to_none=True)
-                    g_loss.backward()
-                    opt_g.step()
-                ema_avg.update(net, loop.step)
-                logs["l1"] = l1.item()
-                # how far the output's 4x area-downsample is from the (degraded) input: it should add detail only
-                logs["consistency"] = (area_down(fake.detach()) - x).abs().mean().item()
-                count_images(record, cfg.precision, cfg.batch_size)
-                record["train_seconds"] += time.time() - t0
-                step = loop.advance(**{k: f"{v:.3f}" for k, v in logs.items()})
-                if step % 10 == 0:
-                    log.write(json.dumps({"step": step, **logs, "time": time.time()}) + "\n")
-                    log.flush()
-                if step % cfg.save_every == 0:
-                    save()
-                if step % cfg.snapshot_every == 0:
-                    export(run / "snapshots" / f"step_{step:06d}")
-        finally:
-            save()
-            log.close()
-    return {**record, "step": loop.step}
+    schedule = AdversarialSchedule(steps=cfg.steps, lr_g=cfg.lr, lr_d=cfg.lr_d, betas=(0.5, 0.999), warmup=cfg.warmup,
+                                   d_first=cfg.d_first, decay_from=cfg.decay_from, save_every=cfg.save_every,
+                                   snapshot_every=cfg.snapshot_every, precision=cfg.precision, minutes=cfg.minutes)
+    return train_adversarial(task, schedule, run, record, progress, "train upsampler")
 
 
 def main(argv=None) -> None:

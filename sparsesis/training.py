@@ -34,12 +34,17 @@ from .precision import cpu_bf16_speedup, native_bf16
 PRECISIONS = ("fp32", "bf16")
 
 
+def check_precision(precision: str) -> None:
+    """An unknown training precision fails here, before any work."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 def mixed_precision(precision: str):
     """The forward passes' autocast context: ``"bf16"`` runs matrix products and convolutions in bfloat16
     (parameters and optimizer state stay fp32; faster only on some CPUs: ``results/README.md``, "bf16 on CPUs"),
     ``"fp32"`` changes nothing."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     if precision == "bf16" and not native_bf16("cpu"):
         warnings.warn("this CPU has no native bf16 (AVX-512 BF16 or AMX): bf16 training runs several times slower "
                       "than fp32 here; --precision fp32 is faster", stacklevel=2)

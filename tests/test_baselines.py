@@ -34,9 +34,10 @@ def test_one_training_step_of_each_baseline(name):
     d0 = [p.detach().clone() for p in m.discriminator.parameters()]
     opt_g = torch.optim.Adam(m.generator.parameters(), 1e-3)
     opt_d = torch.optim.Adam(m.discriminator.parameters(), 1e-3)
-    d_loss, _ = m.d_loss(x, lay, torch.Generator().manual_seed(0), full)
+    fake = m.fake(x, lay, full, torch.Generator().manual_seed(0))
+    d_loss, _ = m.d_loss(x, lay, fake.detach(), full, torch.Generator().manual_seed(0))
     opt_d.zero_grad(); d_loss.backward(); opt_d.step()
-    g_loss, _ = m.g_loss(x, lay, torch.Generator().manual_seed(0), full)
+    g_loss, _ = m.g_loss(x, lay, fake, full)
     opt_g.zero_grad(); g_loss.backward(); opt_g.step()
     assert torch.isfinite(d_loss) and torch.isfinite(g_loss)
     assert any(not torch.equal(a, b) for a, b in zip(g0, m.generator.parameters()))
@@ -67,10 +68,10 @@ def test_oasis_generator_loss_on_unknown_pixels_only_asks_for_real():
     with torch.no_grad():
         m.discriminator.out.weight.zero_()
         m.discriminator.out.bias.copy_(torch.tensor([0, 0, 0, 0, 20.0]))
-    high, _ = m.g_loss(x, all_unknown, None, full)
+    high, _ = m.g_loss(x, all_unknown, m.fake(x, all_unknown, full), full)
     with torch.no_grad():
         m.discriminator.out.bias.copy_(torch.tensor([0, 0, 20.0, 0, 0]))
-    low, _ = m.g_loss(x, all_unknown, None, full)
+    low, _ = m.g_loss(x, all_unknown, m.fake(x, all_unknown, full), full)
     assert high.item() > 10 and low.item() < 1e-3
 
 
@@ -78,7 +79,7 @@ def test_sean_uses_mean_training_codes_at_test_time():
     m = TINY_METHODS["sean"]()
     x, lay, full = tiny_batch()
     assert m.generator.codes_seen.sum() == 0
-    m.g_loss(x, lay, None, full)
+    m.g_loss(x, lay, m.fake(x, lay, full), full)
     assert (m.generator.codes_seen > 0).all() and m.generator.mean_codes.abs().sum() > 0
     m.eval()
     a, b = m.generate(lay, [0]), m.generate(lay, [1])

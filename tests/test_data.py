@@ -43,7 +43,7 @@ def test_bad_colour_in_label_map_names_file(toy_root):
     img = cv2.imread(str(path))
     img[0, 0] = (7, 7, 7)
     cv2.imwrite(str(path), img)
-    with pytest.raises(PaletteError, match=r"toy_000\.png.*RGB\(7, 7, 7\)"):
+    with pytest.raises(DataError, match=r"toy_000\.png.*RGB\(7, 7, 7\).*labels\.void"):  # the CLIs' one line
         load_split("train", 32, toy_root, progress=False, use_cache=False)
 
 
@@ -89,3 +89,80 @@ def test_labelmefacade_loads_at_64(lmf_root):
     photos, ids = ps.centre_arrays()
     assert photos.shape == (100, 64, 64, 3) and ids.shape == (100, 64, 64)
     assert ids.max() < 9  # full label maps have no UNKNOWN
+
+
+# ---- data sets as published: index label maps, void ids, foreign paths in the lists -------------------------
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_a_data_set_as_segnet_publishes_it_reads_as_is(tmp_path, ext):
+    from conftest import make_segnet_dataset
+
+    root = make_segnet_dataset(tmp_path / "camvid", ext)
+    train = load_split("train", 32, root, progress=False)
+    assert train.classset.name == "camvid" and train.classset.num_classes == 11
+    assert len(train) == 8  # train + val, as the class file joins them
+    assert train.stems[:2] == ["0001TP_000000", "0001TP_000001"]
+    test = load_split("eval", 32, root, progress=False)
+    assert len(test) == 3 and test.stems[0] == "Seq05VD_f00000"
+    for lab in train.labels:
+        assert lab.max() == train.classset.unknown_id  # void (11) is UNKNOWN, never a class
+        assert set(np.unique(lab)) <= {0, 1, 3, 8, 11}
+        assert (lab[:, 0] == train.classset.unknown_id).all()  # the unlabelled left edge
+
+
+def test_an_id_outside_the_classes_names_the_file_and_the_fix(segnet_root):
+    path = segnet_root / "trainannot" / "0001TP_000001.png"
+    lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    lab[0, 0] = 14
+    cv2.imwrite(str(path), lab)
+    with pytest.raises(DataError, match=r"0001TP_000001\.png holds id 14.*labels\.void"):
+        load_split("train", 32, segnet_root, progress=False, use_cache=False)
+
+
+def test_a_colour_map_where_index_maps_are_expected_is_refused(segnet_root):
+    path = segnet_root / "valannot" / "0006R0_f00000.png"
+    cv2.imwrite(str(path), np.dstack([np.zeros((36, 48), np.uint8), np.full((36, 48), 3, np.uint8),
+                                      np.zeros((36, 48), np.uint8)]))
+    with pytest.raises(DataError, match=r"colour image.*'index'"):
+        load_split("train", 32, segnet_root, progress=False, use_cache=False)
+
+
+def test_a_missing_photo_names_the_list_line(segnet_root):
+    (segnet_root / "train" / "0001TP_000002.jpg").unlink()
+    with pytest.raises(DataError, match=r"train\.txt:3: no photo for '/SegNet/CamVid/train/0001TP_000002\.png'"):
+        load_split("train", 32, segnet_root, progress=False)
+
+
+def test_void_colours_in_a_colour_coded_set_read_as_unknown(toy_root):
+    import json
+
+    meta = json.loads((toy_root / "classes.json").read_text())
+    meta["labels"] = {"format": "color", "void": [[10, 10, 10]]}
+    (toy_root / "classes.json").write_text(json.dumps(meta))
+    path = toy_root / "labels" / "toy_000.png"
+    img = cv2.imread(str(path))
+    img[:5, :5] = 10
+    cv2.imwrite(str(path), img)
+    ps = load_split("train", 32, toy_root, progress=False, use_cache=False)
+    unknown = ps.classset.unknown_id
+    assert (ps.labels[0] == unknown).sum() > 0 and all((l != unknown).all() for l in ps.labels[1:])
+
+
+def test_void_pixels_are_left_out_of_miou():
+    from sparsesis.segmenter import iou_per_class
+
+    true = np.array([[0, 0, 1, 2]])  # 2 = UNKNOWN for 2 classes
+    pred = np.array([[0, 0, 1, 0]])
+    assert np.allclose(iou_per_class(pred, true, 2), [1.0, 1.0])
+
+
+def test_training_and_sampling_run_on_a_segnet_layout(segnet_root, tmp_path):
+    from sparsesis.synthesizer import Synthesizer
+    from sparsesis.train import TrainConfig, train
+
+    train(TrainConfig(run=str(tmp_path / "run"), data=str(segnet_root), preset="tiny", image_size=32, batch_size=4,
+                      steps=2, sample_every=10 ** 9, threads=1))
+    synth = Synthesizer.from_pretrained(tmp_path / "run" / "export")
+    assert synth.classset.name == "camvid"
+    layout = load_split("eval", 32, segnet_root, progress=False).centre(0)[1]
+    img = synth(layout, steps=2, seed=0)
+    assert img.shape == (32, 32, 3) and img.dtype == np.uint8

@@ -14,7 +14,8 @@ from sparsesis.editing import changed_region
 from sparsesis.pipeline import Pipeline
 from sparsesis.schema import upsampler_config
 from sparsesis.train_upsampler import (ADVERSARIES, UpsamplerTrainConfig, degrade_to_level, init_weights,
-                                       learning_rate_scale, make_batch, r1_penalty, train_upsampler)
+                                       make_batch, r1_penalty, train_upsampler)
+from sparsesis.adversarial import lr_scale
 from sparsesis.upsampler import Upsampler, UpsamplerConfig, UpsamplerNet, area_down, back_project
 
 SHIPPED = REPO / "checkpoints" / "upsampler4x"
@@ -148,15 +149,15 @@ def test_back_projection_pulls_the_output_towards_its_input(tmp_path):
 
 
 def test_learning_rate_schedule_holds_then_falls_linearly_to_zero():
-    assert learning_rate_scale(900, 1000, None) == 1.0
-    assert [learning_rate_scale(s, 1000, 600) for s in (0, 599, 600, 800, 1000)] == [1.0, 1.0, 1.0, 0.5, 0.0]
+    assert lr_scale(900, 1000, None) == 1.0
+    assert [lr_scale(s, 1000, 600) for s in (0, 599, 600, 800, 1000)] == [1.0, 1.0, 1.0, 0.5, 0.0]
 
 
 def test_a_warmup_rises_linearly_to_the_learning_rate_and_multiplies_the_decay():
-    assert [learning_rate_scale(s, 1000, None, 100) for s in (0, 49, 99, 500)] == [0.01, 0.5, 1.0, 1.0]
-    assert learning_rate_scale(49, 100, 40, 100) == pytest.approx(0.5 * 51 / 60)  # both at once: the product
-    assert learning_rate_scale(0, 1000, None, 0) == 1.0
-    assert [learning_rate_scale(s, 1000, None, 100, start=300) for s in (0, 299, 300, 349)] == [0.0, 0.0, 0.01, 0.5]
+    assert [lr_scale(s, 1000, None, 100) for s in (0, 49, 99, 500)] == [0.01, 0.5, 1.0, 1.0]
+    assert lr_scale(49, 100, 40, 100) == pytest.approx(0.5 * 51 / 60)  # both at once: the product
+    assert lr_scale(0, 1000, None, 0) == 1.0
+    assert [lr_scale(s, 1000, None, 100, start=300) for s in (0, 299, 300, 349)] == [0.0, 0.0, 0.01, 0.5]
 
 
 def test_clean_inputs_are_the_crops_area_downsample_and_the_rest_stay_degraded(toy_root, tmp_path):

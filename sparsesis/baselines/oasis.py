@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..gan import SegmentationDiscriminator, balanced_ce
+from ..gan import SegmentationDiscriminator, balanced_ce, unlabelled_to_ignore
 from .spade import SpadeResBlock
 
 
@@ -70,15 +70,14 @@ class OasisMethod(nn.Module):
         self.generator = OasisGenerator(cfg)
         self.discriminator = SegmentationDiscriminator(self.k, cfg.disc_channels)
 
-    def _fake(self, layout, n, generator):
-        return self.generator(layout, self.generator.sample_noise(n, generator).to(layout.device))
+    def fake(self, photos, layout, full_ids=None, generator=None) -> torch.Tensor:
+        """The generator's images for a training batch (noise drawn from ``generator``)."""
+        return self.generator(layout, self.generator.sample_noise(len(photos), generator).to(layout.device))
 
-    def d_loss(self, photos, layout, generator=None, full_ids=None):
+    def d_loss(self, photos, layout, fake, full_ids=None, generator=None):
         full_ids = full_ids.to(photos.device).long()
-        with torch.no_grad():
-            fake = self._fake(layout, len(photos), generator)
         d_real, d_fake = self.discriminator(photos), self.discriminator(fake)
-        loss_real = balanced_ce(d_real, full_ids)
+        loss_real = balanced_ce(d_real, unlabelled_to_ignore(full_ids, self.k))
         loss_fake = F.cross_entropy(d_fake, torch.full_like(full_ids, self.k))
         # LabelMix: mix real and fake by a random subset of the classes; D must mix its outputs the same way
         classes = torch.unique(full_ids)
@@ -89,8 +88,7 @@ class OasisMethod(nn.Module):
         loss = loss_real + loss_fake + self.cfg.labelmix * lm
         return loss, {"d_real": loss_real.item(), "d_fake": loss_fake.item(), "labelmix": lm.item()}
 
-    def g_loss(self, photos, layout, generator=None, full_ids=None):
-        fake = self._fake(layout, len(photos), generator)
+    def g_loss(self, photos, layout, fake, full_ids=None):
         logits = self.discriminator(fake)
         sparse = layout.argmax(1)
         known = sparse < self.k

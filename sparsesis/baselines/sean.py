@@ -150,14 +150,16 @@ class SeanMethod(nn.Module):
             self.generator.update_mean_codes(codes.detach(), present)
         return codes
 
-    def d_loss(self, photos, layout, generator=None, full_ids=None):
-        with torch.no_grad():
-            fake = self.generator(layout, self._codes(photos, full_ids, update=False))
+    def fake(self, photos, layout, full_ids=None, generator=None) -> torch.Tensor:
+        """The generator's images for a training batch: style codes from the real photos' full regions (their
+        running means, used at test time, move when the generator trains)."""
+        return self.generator(layout, self._codes(photos, full_ids, update=torch.is_grad_enabled()))
+
+    def d_loss(self, photos, layout, fake, full_ids=None, generator=None):
         loss = hinge_d(self.discriminator(photos, layout), self.discriminator(fake, layout))
         return loss, {"d": loss.item()}
 
-    def g_loss(self, photos, layout, generator=None, full_ids=None):
-        fake = self.generator(layout, self._codes(photos, full_ids, update=True))
+    def g_loss(self, photos, layout, fake, full_ids=None):
         fake_out = self.discriminator(fake, layout)
         with torch.no_grad():
             real_out = self.discriminator(photos, layout)

@@ -144,14 +144,15 @@ class SpadeMethod(nn.Module):
         self.generator = SpadeGenerator(cfg)
         self.discriminator = MultiscaleDiscriminator(cfg)
 
-    def d_loss(self, photos, layout, generator=None, full_ids=None) -> tuple[torch.Tensor, dict]:
-        with torch.no_grad():
-            fake = self.generator(layout, self.generator.sample_noise(len(photos), generator).to(photos.device))
+    def fake(self, photos, layout, full_ids=None, generator=None) -> torch.Tensor:
+        """The generator's images for a training batch (noise drawn from ``generator``)."""
+        return self.generator(layout, self.generator.sample_noise(len(photos), generator).to(photos.device))
+
+    def d_loss(self, photos, layout, fake, full_ids=None, generator=None) -> tuple[torch.Tensor, dict]:
         loss = hinge_d(self.discriminator(photos, layout), self.discriminator(fake, layout))
         return loss, {"d": loss.item()}
 
-    def g_loss(self, photos, layout, generator=None, full_ids=None) -> tuple[torch.Tensor, dict]:
-        fake = self.generator(layout, self.generator.sample_noise(len(photos), generator).to(photos.device))
+    def g_loss(self, photos, layout, fake, full_ids=None) -> tuple[torch.Tensor, dict]:
         fake_out = self.discriminator(fake, layout)
         with torch.no_grad():
             real_out = self.discriminator(photos, layout)

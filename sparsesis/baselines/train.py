@@ -16,20 +16,19 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from ..adversarial import AdversarialSchedule, train_adversarial
 from ..batches import classwise_masker, make_batch
 from ..checkpoint import STATE_FILE, save_discriminator, save_model_dir
 from ..classes import one_hot
 from ..data import load_split
 from ..masking import MaskConfig
 from ..schema import gan_config
-from ..training import (PRECISIONS, TrainingLoop, config_from_args, config_parser, count_images, load_state,
-                        mixed_precision, save_state, set_threads)
+from ..training import PRECISIONS, check_precision, config_from_args, config_parser, set_threads
 from ..unet import count_parameters
 from .models import METHODS, build_method, load_generator  # noqa: F401  (load_generator: re-exported for callers)
 
@@ -76,65 +75,63 @@ def init_from_folder(method, folder: str | Path, cfg: GanTrainConfig) -> tuple[i
         "optimizers": "fresh"})
     return step, record
 
+class GanTask:
+    """A GAN baseline as a task of the one adversarial loop (``sparsesis.adversarial``): the same data, class-wise
+    masks and per-step batch function as the diffusion model."""
+
+    def __init__(self, method, pairs, cfg: GanTrainConfig):
+        self.method, self.pairs, self.cfg = method, pairs, cfg
+        self.generator, self.discriminator = method.generator, method.discriminator
+        self.batch_size = cfg.batch_size
+        self.masker = classwise_masker(cfg.mask)
+
+    def state_modules(self) -> dict:
+        return {"gen": self.generator, "disc": self.discriminator}
+
+    def batch(self, step: int) -> dict:
+        b = make_batch(self.pairs, step, self.cfg.seed, self.cfg.batch_size, self.masker)
+        return {"photos": b.photos, "layout": one_hot(b.layouts, self.pairs.classset.num_channels),
+                "full": b.full_layouts, "noise": torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step)}
+
+    def generate(self, batch: dict) -> torch.Tensor:
+        return self.method.fake(batch["photos"], batch["layout"], batch["full"], batch["noise"])
+
+    def d_loss(self, batch: dict, fake: torch.Tensor, step: int):
+        return self.method.d_loss(batch["photos"], batch["layout"], fake, batch["full"], batch["noise"])
+
+    def g_loss(self, batch: dict, fake: torch.Tensor, step: int):
+        return self.method.g_loss(batch["photos"], batch["layout"], fake, batch["full"])
+
+    def after_step(self, step: int) -> None:
+        pass
+
+    def export(self, folder: Path, record: dict, snapshot: bool = False) -> None:
+        save_model_dir(folder, self.generator.state_dict(),
+                       gan_config(self.method, self.pairs.classset, {**record, "train": _jsonable(self.cfg)}))
+        if not snapshot:
+            save_discriminator(folder, self.discriminator)
+
+    def snapshot_name(self, record: dict) -> str:
+        return f"images_{record['images_seen']:07d}"  # for quality-versus-budget curves
+
+
 def train_gan(cfg: GanTrainConfig, progress: bool = True) -> dict:
-    autocast = mixed_precision(cfg.precision)  # an unknown precision fails here, before any work
+    check_precision(cfg.precision)
     set_threads(cfg.threads)
     run = Path(cfg.run)
-    run.mkdir(parents=True, exist_ok=True)
     pairs = load_split("train", cfg.image_size, cfg.data, progress=progress)
-    classset = pairs.classset
     torch.manual_seed(cfg.seed)
-    method = build_method(cfg.method, classset, cfg.image_size)
-    opt_g = torch.optim.Adam(method.generator.parameters(), lr=cfg.lr_g, betas=cfg.betas)
-    opt_d = torch.optim.Adam(method.discriminator.parameters(), lr=cfg.lr_d, betas=cfg.betas)
-    modules, optimizers = {"gen": method.generator, "disc": method.discriminator}, {"opt_g": opt_g, "opt_d": opt_d}
-    step, record = 0, {"images_seen": 0, "train_seconds": 0.0, "device": "cpu",
-                       "parameters_g": count_parameters(method.generator),
-                       "parameters_d": count_parameters(method.discriminator)}
-    if (run / STATE_FILE).is_file():
-        meta = load_state(run / STATE_FILE, modules, optimizers)
-        step, record = int(meta["step"]), json.loads(meta["record"])
-    elif cfg.init_from:
-        step, record = init_from_folder(method, cfg.init_from, cfg)
-    loop = TrainingLoop(cfg.steps, step, f"train {cfg.method}", cfg.minutes, progress)
-
-    def save():
-        save_state(run / STATE_FILE, modules, optimizers, step=str(loop.step), record=record)
-        export = save_model_dir(run / "export", method.generator.state_dict(),
-                                gan_config(method, classset, {**record, "step": loop.step, "train": _jsonable(cfg)}))
-        save_discriminator(export, method.discriminator)
-
-    masker = classwise_masker(cfg.mask)
+    method = build_method(cfg.method, pairs.classset, cfg.image_size)
     method.train()
-    with loop:
-        try:
-            while loop.running():
-                t0 = time.time()
-                batch = make_batch(pairs, loop.step, cfg.seed, cfg.batch_size, masker)
-                layout = one_hot(batch.layouts, classset.num_channels)
-                g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + loop.step)
-                with autocast:
-                    d_loss, logs = method.d_loss(batch.photos, layout, g, batch.full_layouts)
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_d.step()
-                with autocast:
-                    g_loss, logs_g = method.g_loss(batch.photos, layout, g, batch.full_layouts)
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
-                count_images(record, cfg.precision, cfg.batch_size)
-                record["train_seconds"] += time.time() - t0
-                record["losses"] = {**logs, **logs_g}
-                step = loop.advance(**{k: f"{v:.3f}" for k, v in record["losses"].items()})
-                if step % cfg.save_every == 0:
-                    save()
-                if cfg.snapshot_every and step % cfg.snapshot_every == 0:  # for quality-versus-budget curves
-                    save_model_dir(run / "snapshots" / f"images_{record['images_seen']:07d}", method.generator.state_dict(),
-                                   gan_config(method, classset, {**record, "step": step, "train": _jsonable(cfg)}))
-        finally:
-            save()
-    return {**record, "step": loop.step}
+    record = {"parameters_g": count_parameters(method.generator), "parameters_d": count_parameters(method.discriminator)}
+    start = 0
+    if cfg.init_from and not (run / STATE_FILE).is_file():
+        start, record = init_from_folder(method, cfg.init_from, cfg)
+    schedule = AdversarialSchedule(steps=cfg.steps, lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=cfg.betas,
+                                   save_every=cfg.save_every, snapshot_every=cfg.snapshot_every,
+                                   precision=cfg.precision, minutes=cfg.minutes)
+    return train_adversarial(GanTask(method, pairs, cfg), schedule, run, record, progress, f"train {cfg.method}",
+                             start_step=start)
 
 
 def _jsonable(cfg: GanTrainConfig) -> dict:
