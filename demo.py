@@ -10,17 +10,32 @@ samples, the reroll editor); ``/reroll_region`` (the result with the region pain
 seed, guidance, model, upscaler) -> ``Rerolled``'s; ``/layout_from_photo`` (a photo, thin it, seed -> the canvas);
 ``/load_label_map`` (a colour label map -> the canvas). The handlers are ``Demo``'s methods; ``build_app`` lays
 out the widgets and wires them.
+
+As a public demo it holds under a crowd (``python demo.py --max-queue 8 --time-limit 30 --file-lifetime 3600``,
+the defaults): one request at a time on the model and at most ``--max-queue`` waiting behind it, none waiting
+longer than ``--time-limit`` seconds; past either bound the request gets the demo's own answer, "The demo is busy
+... please try again in a moment" (``ModelQueue``). Gradio deletes the uploads and results it wrote once they are
+``--file-lifetime`` seconds old, uploads are capped at ``MAX_FILE_SIZE``, and every input of every endpoint is
+checked before any work (``whole_number``, ``real_number``, ``one_of``, ``yes_no``, ``answer_unreadable_images``):
+a bad one gets the demo's own one-line message and one line in the log, no traceback.
+``benchmarks/load_demo.py`` measures it under load.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures
+import contextlib
+import functools
 import json
 import logging
+import math
 import os
 import random
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import NamedTuple
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -43,8 +58,21 @@ CHECKPOINTS = Path(os.environ.get("SPARSESIS_CHECKPOINTS", HERE / "checkpoints")
 EXAMPLES = HERE / "examples"
 CANVAS = 256  # the painting surface; layouts are area-downsampled to the model's size
 DISPLAY = 256  # generated images are shown at this size (the 4x upsampler's output for a 64 px model)
-MAX_UPLOAD_SIDE = 4096  # label maps and photos
+MAX_UPLOAD_SIDE = 2048  # label maps and photos (the segmenter reads a photo at 64 px, the canvas is 256)
 MAX_CANVAS_SIDE = 4 * CANVAS  # a canvas value sent through the API
+MAX_FILE_SIZE = "16mb"  # one uploaded file; the largest photo accepted, 2048x2048 RGB, is 12.6 MB uncompressed
+# the widgets' ranges, checked again for every value sent (the API takes any JSON)
+STEPS, SAMPLES, GUIDANCE, STRENGTH = (1, 100), (1, 4), (0.0, 5.0), (0.0, 1.0)
+SEEDS = (0, 2 ** 32 - 1)
+# A 2-vCPU Space makes a 256x256 picture in 0.1-0.6 s (the default 4-step student; the 20-step teacher with 4
+# samples takes ~10 s): 8 waiting is a few seconds for the default and the time limit catches slow settings. Each
+# waiting request holds one of Gradio's 40 worker threads, hence the cap.
+MAX_QUEUE, MAX_QUEUE_CAP, TIME_LIMIT = 8, 32, 30.0
+# Uploads and results stay on disk an hour (a page refers to them by their files until it is reloaded), swept
+# every sixth of that: at the 2.4 requests a second a Space serves at most, ~0.2 MB each (benchmarks/load_demo.py
+# measures it), about 2 GB at the most.
+FILE_LIFETIME = 3600
+GRADIO_BACKLOG = 100  # requests Gradio holds before handing them to a handler; past it, Gradio's own 'Queue is full'
 # default model first: the distilled student when it exists; GAN baselines after ours
 PREFERRED = ("ours64-student4", "ours64")
 # All torch work (loading and generating) runs on this one thread. Every thread that calls torch gets its own
@@ -62,6 +90,121 @@ def user_error(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
+BUSY = "The demo is busy"  # how every refusal for load begins
+
+
+def busy(why: str) -> gr.Error:
+    """The demo's answer past its queue's bounds, one line in the log."""
+    message = f"{BUSY} ({why}): please try again in a moment."
+    log.warning("busy: %s", why)
+    return gr.Error(message, print_exception=False)
+
+
+# ---- the checks every value goes through before any work (the API sends any JSON: strings, NaN, 2**70)
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _finite_number(value) -> bool:
+    """An int (however large) or a finite float; not a bool, a string or None."""
+    return (isinstance(value, int) or isinstance(value, float) and math.isfinite(value)) and not isinstance(value, bool)
+
+
+def real_number(value, what: str, lo: float, hi: float) -> float:
+    """``value`` as a finite float in [lo, hi], or the demo's own error naming ``what`` and its range."""
+    if not (_finite_number(value) and lo <= value <= hi):
+        raise user_error(f"{what} must be a number from {lo:g} to {hi:g} (got {_shown(value)}).")
+    return float(value)
+
+
+def whole_number(value, what: str, lo: int, hi: int) -> int:
+    """``value`` as an int in [lo, hi] (4.0 is 4, 4.5 is refused), or the demo's own error."""
+    if not (_finite_number(value) and value == int(value) and lo <= value <= hi):
+        raise user_error(f"{what} must be a whole number from {lo} to {hi} (got {_shown(value)}).")
+    return int(value)
+
+
+def one_of(value, what: str, choices) -> str:
+    if value not in list(choices):
+        raise user_error(f"{what} must be one of {', '.join(map(repr, choices))} (got {_shown(value)}).")
+    return value
+
+
+def yes_no(value, what: str) -> bool:
+    """A checkbox's value: true, false or nothing (false)."""
+    if value is not None and not isinstance(value, bool):
+        raise user_error(f"{what} must be true or false (got {_shown(value)}).")
+    return bool(value)
+
+
+def checked(component, check):
+    """``component`` with ``check`` applied to every value sent to it before Gradio's own preprocessing, so a bad
+    value gets the demo's message instead of Gradio's words and a traceback in the log. Returns the component.
+    (Wrapping the instance's ``preprocess``: a subclass of a Gradio component makes Gradio write a type-stub file
+    beside this one.)"""
+    preprocess = component.preprocess
+    component.preprocess = lambda payload: preprocess(check(payload))
+    return component
+
+
+def answer_malformed_requests(app: gr.Blocks) -> gr.Blocks:
+    """Make a request that does not fit an endpoint (too few values, a value of the wrong shape: a string for an
+    image) get the demo's one-line message instead of Gradio's multi-line error and a traceback in the log; the
+    demo's own checks (``checked``, ``answer_unreadable_images``) pass as they are. (Wrapping the instance's
+    ``preprocess_data``, which reads every value sent before any handler runs.)"""
+    preprocess_data = app.preprocess_data
+
+    async def guarded(block_fn, inputs, *args, **kwargs):
+        try:
+            return await preprocess_data(block_fn, inputs, *args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as err:
+            what = str(err).strip().split("\n")[0][:160]
+            raise user_error(f"The request does not fit /{block_fn.api_name or block_fn.name}'s inputs "
+                             f"({type(err).__name__}: {what}): see the API page or demo.py's docstring.") from err
+
+    app.preprocess_data = guarded
+    return app
+
+
+class ModelQueue:
+    """The demo's queue in front of the model: one request at a time, first come first served, at most
+    ``max_queue`` waiting behind it and none waiting longer than ``time_limit`` seconds. Past either bound the
+    request gets ``busy``'s answer, at once or when its wait runs out, rather than a late picture; a request that
+    got its turn runs to its end. (Gradio's own bound, ``queue(max_size=...)``, answers with words the demo cannot
+    change and no time limit; the events that use the model are handed to the handlers at once, so the wait
+    happens here.)"""
+
+    def __init__(self, max_queue: int = MAX_QUEUE, time_limit: float = TIME_LIMIT):
+        if not 0 <= max_queue <= MAX_QUEUE_CAP or not time_limit > 0:
+            raise ValueError(f"max_queue must be 0-{MAX_QUEUE_CAP} and time_limit positive, got {max_queue}, "
+                             f"{time_limit}")
+        self.max_queue, self.time_limit = max_queue, time_limit
+        self.line: collections.deque = collections.deque()  # line[0] has the model, the others wait
+        self.changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def turn(self):
+        ticket = object()
+        with self.changed:
+            if len(self.line) > self.max_queue:
+                raise busy(f"the queue for the model is full, {len(self.line) - 1} waiting")
+            self.line.append(ticket)
+            if not self.changed.wait_for(lambda: self.line[0] is ticket, timeout=self.time_limit):
+                self.line.remove(ticket)
+                self.changed.notify_all()
+                raise busy(f"this request waited {self.time_limit:g} s for the model, its time limit")
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.line.popleft()
+                self.changed.notify_all()
+
+
 def answer_unreadable_images(component, what: str = "layout (a PNG label map painted in the palette colours)",
                              max_side: int = MAX_UPLOAD_SIDE):
     """Make an image component answer a value that is not an image, or one far too large, (sent through the
@@ -72,6 +215,9 @@ def answer_unreadable_images(component, what: str = "layout (a PNG label map pai
 
     def guarded(payload):
         for path in _payload_paths(payload):  # the size from the file's header, before decoding it
+            if not os.path.isfile(path):
+                raise user_error("The image sent is no longer on the server (uploads and results are deleted after "
+                                 "a while): upload it or generate it again.")
             side = _image_side(path)
             if side is None:
                 raise user_error(f"The file sent is not a readable image: send a {what}.")
@@ -136,7 +282,7 @@ class ModelPool:
 
     def get(self, name: str) -> Pipeline:
         if name not in self.models:
-            raise user_error(f"No model named {name!r}. Available: {', '.join(self.models) or 'none'}. "
+            raise user_error(f"No model named {_shown(name)}. Available: {', '.join(self.models) or 'none'}. "
                              f"Put checkpoints in {CHECKPOINTS}.")
         if name not in self.loaded:
             try:
@@ -258,8 +404,10 @@ class Demo:
     """The demo's handlers: each takes the widgets' values and returns the outputs' (named results), so they
     run and are tested without a server. ``build_app`` lays out the widgets and wires them to these."""
 
-    def __init__(self, models: dict[str, Path], upsampler: Path | None, segmenter: Path):
-        self.models, self.segmenter = models, segmenter
+    def __init__(self, models: dict[str, Path], upsampler: Path | None, segmenter: Path,
+                 queue: ModelQueue | None = None):
+        self.models, self.segmenter, self.seg = models, segmenter, None
+        self.queue = queue or ModelQueue()
         self.pool = ModelPool(models, load_upsampler(upsampler))
         self.default = next(iter(models), None)
         self.classset, self.load_error = None, None
@@ -293,24 +441,35 @@ class Demo:
                              "stroke with a class colour.")
         return ids
 
-    def settings(self, pipe: Pipeline, steps, seed, guidance, upscale_choice):
-        try:
-            steps, seed = int(steps), int(seed)
-        except (TypeError, ValueError) as err:
-            raise user_error("Steps and seed must be whole numbers.") from err
-        g = pipe.generator
-        # a distilled student has its guidance built in and a GAN has none: the slider does not apply
-        guid = None if g.distilled or not g.is_diffusion else float(guidance)
-        how = UPSCALE_CHOICES.get(upscale_choice, "learned")
-        if how == "learned" and pipe.upsampler is None:
-            how = "bicubic"
-        return steps, seed, guid, how
-
-    def pipeline(self, method) -> Pipeline:
+    def check_model(self, method):
+        """The model's name as sent, or the demo's error (no checkpoint at all, or no such model)."""
         if not self.models:
             raise user_error(f"No checkpoint found in {CHECKPOINTS}: reinstall the repository with its "
                              "checkpoints/ folder or train one (README, 'Training and evaluation').")
-        return self.pool.get(method)
+        if method not in self.models:
+            self.pool.get(method)  # its error names the models there are
+        return method
+
+    @staticmethod
+    def check_settings(steps, seed, guidance, upscale_choice) -> tuple[int, int, float, str]:
+        """The settings every generating endpoint shares, checked before any work."""
+        return (whole_number(steps, "Sampling steps", *STEPS), whole_number(seed, "The seed", *SEEDS),
+                real_number(guidance, "The guidance scale", *GUIDANCE),
+                one_of(upscale_choice, "'To 256x256 by'", UPSCALE_CHOICES))
+
+    @staticmethod
+    def settings(pipe: Pipeline, guidance, upscale_choice) -> tuple[float | None, str]:
+        """(the guidance the model takes, the upscaler it can use)."""
+        g = pipe.generator
+        # a distilled student has its guidance built in and a GAN has none: the slider does not apply
+        guid = None if g.distilled or not g.is_diffusion else float(guidance)
+        how = UPSCALE_CHOICES[upscale_choice]
+        if how == "learned" and pipe.upsampler is None:
+            how = "bicubic"
+        return guid, how
+
+    def pipeline(self, method) -> Pipeline:
+        return self.pool.get(self.check_model(method))
 
     @staticmethod
     def describe(pipe, method, steps, seed, guidance, how, ids, ms, extra="") -> str:
@@ -330,27 +489,38 @@ class Demo:
 
     def generate(self, editor, steps, seed, guidance, method, show_steps, upscale_choice="learned upsampler",
                  samples=1, reference=None, strength=1.0, keep_rest=False, last=None) -> Generated:
-        pipe = self.pipeline(method)
-        ids = self.read_layout(editor, pipe)
-        steps, seed, guid, how = self.settings(pipe, steps, seed, guidance, upscale_choice)
-        n = int(samples or 1)
-        if not 1 <= n <= 4:
-            raise user_error("Samples must be between 1 and 4.")
-        kwargs = {"steps": steps, "guidance": guid}
-        if reference is not None and float(strength) < 1.0:
-            if not pipe.generator.is_diffusion:
-                raise user_error("A reference photo needs a diffusion model (a GAN has no noise level to start from).")
-            ref = np.asarray(reference)[..., :3].astype(np.uint8)
-            kwargs.update(init=cv2.resize(centre_square(ref), (pipe.base_size,) * 2, interpolation=cv2.INTER_AREA),
-                          strength=float(strength))
+        steps, seed, guidance, upscale_choice = self.check_settings(steps, seed, guidance, upscale_choice)
+        n = whole_number(1 if samples is None else samples, "Samples", *SAMPLES)
+        strength = real_number(1.0 if strength is None else strength, "The strength", *STRENGTH)
+        show_steps = yes_no(show_steps, "'Show the denoising steps'")
+        keep_rest = yes_no(keep_rest, "'Keep the rest'")
+        self.check_model(method)
+        with self.queue.turn():
+            pipe = self.pipeline(method)
+            ids = self.read_layout(editor, pipe)
+            guid, how = self.settings(pipe, guidance, upscale_choice)
+            kwargs = {"steps": steps, "guidance": guid}
+            if reference is not None and strength < 1.0:
+                if not pipe.generator.is_diffusion:
+                    raise user_error("A reference photo needs a diffusion model (a GAN has no noise level to start "
+                                     "from).")
+                ref = np.asarray(reference)[..., :3].astype(np.uint8)
+                kwargs.update(init=cv2.resize(centre_square(ref), (pipe.base_size,) * 2, interpolation=cv2.INTER_AREA),
+                              strength=strength)
+            keep = (keep_rest and last and last.get("method") == method and last.get("how") == how
+                    and n == 1 and "init" not in kwargs and last["image"].shape[0] == pipe.output_size)
+            return self.draw(pipe, ids, method, seed, guidance, how, n, show_steps, last if keep else None, kwargs)
+
+    def draw(self, pipe: Pipeline, ids, method, seed, guidance, how, n, show_steps, keep_from, kwargs) -> Generated:
+        """``generate``'s work, its inputs checked: ``n`` pictures of ``ids``, or one that keeps the rest of
+        ``keep_from`` (the last result's state)."""
         small, large, _ = pipe.layouts(ids)
         t0 = time.perf_counter()
         extra, traj = "", None
         try:
-            keep = (keep_rest and last and last.get("method") == method and last.get("how") == how
-                    and n == 1 and "init" not in kwargs and last["image"].shape[0] == pipe.output_size)
-            if keep:
-                images = on_model_thread(pipe.edit, ids, last["image"], last["ids"], seed=seed, **kwargs)[None]
+            if keep_from is not None:
+                images = on_model_thread(pipe.edit, ids, keep_from["image"], keep_from["ids"], seed=seed,
+                                         **kwargs)[None]
                 extra = " · kept the rest of the last picture"
             else:
                 batch = np.repeat(small, n, axis=0)
@@ -368,26 +538,30 @@ class Demo:
         shown = [upscale(im) for im in images]
         state = {"method": method, "how": how, "ids": ids, "image": images[0], "seed": seed, "images": list(images)}
         return Generated(image=shown[0], steps=steps_view, seen=seen,
-                         info=self.describe(pipe, method, steps, seed, guidance, how, small, ms, extra),
+                         info=self.describe(pipe, method, kwargs["steps"], seed, guidance, how, small, ms, extra),
                          samples=[(im, f"seed {seed + i}") for i, im in enumerate(shown)],
                          marks=_as_editor_value(shown[0]), last=state)
 
     def reroll_region(self, marks, editor, steps, seed, guidance, method,
                       upscale_choice="learned upsampler") -> Rerolled:
-        pipe = self.pipeline(method)
+        steps, seed, guidance, upscale_choice = self.check_settings(steps, seed, guidance, upscale_choice)
+        self.check_model(method)
         shown, region = region_from_marks(marks)
-        ids = self.read_layout(editor, pipe)
-        steps, seed, guid, how = self.settings(pipe, steps, seed, guidance, upscale_choice)
-        size = (pipe.output_size,) * 2
-        image = shown if shown.shape[:2] == size else cv2.resize(shown, size, interpolation=cv2.INTER_AREA)
-        if region.shape != size:
-            region = cv2.resize(region.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-        t0 = time.perf_counter()
-        try:
-            out = on_model_thread(pipe.reroll, ids, image, region, seed=seed, upscale=how, steps=steps, guidance=guid)
-        except ValueError as err:
-            raise user_error(str(err)) from err
-        ms = 1000 * (time.perf_counter() - t0)
+        with self.queue.turn():
+            pipe = self.pipeline(method)
+            ids = self.read_layout(editor, pipe)
+            guid, how = self.settings(pipe, guidance, upscale_choice)
+            size = (pipe.output_size,) * 2
+            image = shown if shown.shape[:2] == size else cv2.resize(shown, size, interpolation=cv2.INTER_AREA)
+            if region.shape != size:
+                region = cv2.resize(region.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+            t0 = time.perf_counter()
+            try:
+                out = on_model_thread(pipe.reroll, ids, image, region, seed=seed, upscale=how, steps=steps,
+                                      guidance=guid)
+            except ValueError as err:
+                raise user_error(str(err)) from err
+            ms = 1000 * (time.perf_counter() - t0)
         if shown.shape[:2] != size:  # a model whose output is not the display size: keep the shown pixels exactly
             same = (out == image).all(-1).astype(np.uint8)  # where the pipeline kept the old pixels
             same = cv2.erode(cv2.resize(same, shown.shape[1::-1], interpolation=cv2.INTER_NEAREST), np.ones((5, 5)))
@@ -401,19 +575,32 @@ class Demo:
     def layout_from_photo(self, photo, sketch, seed=0) -> dict:
         if photo is None:
             raise user_error("Upload a photo first.")
+        sketch = yes_no(sketch, "'Thin it to a sketch'")
+        seed = whole_number(0 if seed is None else seed, "The seed", *SEEDS)
         photo = np.asarray(photo)
         if photo.ndim == 2:
             photo = np.repeat(photo[..., None], 3, axis=2)
-        seg = load_segmenter(self.segmenter)
-        if seg.classset.to_dict() != self.classset.to_dict():
-            raise user_error("The segmenter's classes differ from the model's palette: photo to layout is unavailable.")
-        try:
-            ids = layout_from_photo(photo[..., :3].astype(np.uint8), seg, CANVAS // 4, sketch=bool(sketch),
-                                    seed=int(seed or 0))
-        except ValueError as err:
-            raise user_error(str(err)) from err
+        if max(photo.shape[:2]) > MAX_UPLOAD_SIDE:
+            raise user_error(f"The photo is {max(photo.shape[:2])} pixels on a side: at most {MAX_UPLOAD_SIDE}, "
+                             "please.")
+        with self.queue.turn():
+            seg = self.segmenter_model()
+            if seg.classset.to_dict() != self.classset.to_dict():
+                raise user_error("The segmenter's classes differ from the model's palette: photo to layout is "
+                                 "unavailable.")
+            try:
+                ids = on_model_thread(layout_from_photo, photo[..., :3].astype(np.uint8), seg, CANVAS // 4,
+                                      sketch=sketch, seed=seed)
+            except ValueError as err:
+                raise user_error(str(err)) from err
         ids = cv2.resize(ids.astype(np.int32), (CANVAS, CANVAS), interpolation=cv2.INTER_NEAREST)
         return _as_editor_value(self.classset.ids_to_colors(ids))
+
+    def segmenter_model(self):
+        """The segmenter, loaded once (on the model thread)."""
+        if self.seg is None:
+            self.seg = on_model_thread(load_segmenter, self.segmenter)
+        return self.seg
 
     def pick_sample(self, last, evt: gr.SelectData):
         """Picking one of several samples: its seed becomes the seed, its image the one to edit."""
@@ -426,12 +613,13 @@ class Demo:
     def load_label_map(self, path) -> dict:
         if path is None:
             return gr.update()
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        side = _image_side(str(path))  # from the header, before decoding
+        if side is not None and side > MAX_UPLOAD_SIDE:
+            raise user_error(f"The upload is {side} pixels on a side: at most {MAX_UPLOAD_SIDE}, please. Label maps "
+                             "only need the layout's resolution.")
+        img = None if side is None else cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if img is None:
             raise user_error("Could not read the uploaded file as an image (PNG or JPEG label map expected).")
-        if max(img.shape[:2]) > MAX_UPLOAD_SIDE:
-            raise user_error(f"The upload is {img.shape[1]}x{img.shape[0]} pixels: at most {MAX_UPLOAD_SIDE} on a "
-                             "side, please. Label maps only need the layout's resolution.")
         if img.dtype == np.uint16:
             img = np.round(img / 257.0).astype(np.uint8)
         if img.ndim == 2:
@@ -498,108 +686,148 @@ class Demo:
 
 
 def build_app(models: dict[str, Path] | None = None, upsampler: Path | None = CHECKPOINTS / UPSAMPLER_DIR,
-              segmenter: Path = CHECKPOINTS / "seg64") -> gr.Blocks:
-    d = Demo(discover_models() if models is None else models, upsampler, segmenter)
-    classset, models = d.classset, d.models
+              segmenter: Path = CHECKPOINTS / "seg64", max_queue: int = MAX_QUEUE, time_limit: float = TIME_LIMIT,
+              file_lifetime: int = FILE_LIFETIME) -> gr.Blocks:
+    """The app: ``Demo``'s handlers behind a ``ModelQueue(max_queue, time_limit)``; Gradio deletes the temporary
+    files it wrote (uploads, results) once they are ``file_lifetime`` seconds old, looking every sixth of that.
+    Serve it with ``serve``."""
+    d = Demo(discover_models() if models is None else models, upsampler, segmenter, ModelQueue(max_queue, time_limit))
     canvas_value, first = d.first_view()
-    with gr.Blocks(title="sparsesis: photos from sparse layouts") as app:
+    sweep = (max(1, int(file_lifetime) // 6), max(1, int(file_lifetime)))
+    with gr.Blocks(title="sparsesis: photos from sparse layouts", delete_cache=sweep) as app:
         gr.Markdown("# sparsesis: a photo from a few strokes\nPick a class colour, paint a few rough strokes "
-                    f"({', '.join(classset.names[:4])}...), press **Generate**. Unpainted space is *unknown*: "
+                    f"({', '.join(d.classset.names[:4])}...), press **Generate**. Unpainted space is *unknown*: "
                     "the model fills it in. Keep the seed fixed and add strokes to edit the picture; tick "
                     "*Keep the rest* to redraw only around the new strokes, or mark a region on the result and "
                     "*Reroll* it.")
         if d.load_error:
             gr.Markdown(f"⚠️ {d.load_error}")
-        if not models:
+        if not d.models:
             gr.Markdown(f"⚠️ No checkpoint found in `{CHECKPOINTS}`: generation is unavailable.")
-        gr.HTML(legend_html(classset))
-        last = gr.State(first.last if first else None)
+        gr.HTML(legend_html(d.classset))
+        w = SimpleNamespace(last=gr.State(first.last if first else None))  # the widgets, by name
         with gr.Row():
             with gr.Column(scale=3):
-                editor = answer_unreadable_images(max_side=MAX_CANVAS_SIDE, component=gr.ImageEditor(
-                    value=canvas_value, label="Layout (paint here)", elem_id="canvas", sources=(),
-                    canvas_size=(CANVAS, CANVAS), fixed_canvas=True, transforms=(), layers=False, image_mode="RGBA",
-                    type="numpy", format="png", eraser=gr.Eraser(default_size=16), height=420,
-                    brush=gr.Brush(colors=[hex_color(c) for c in classset.colors], color_mode="fixed",
-                                   default_color=hex_color(classset.colors[1]), default_size=12)))
-                if d.examples:
-                    ex_gallery = gr.Gallery(value=[(str(p), p.stem.replace("_sketch", "")) for p in d.examples],
-                                            label="Examples from the held-out set (click to load)", columns=6,
-                                            height=110, allow_preview=False, elem_id="examples")
-                upload = gr.File(label="…or upload a colour label map (PNG in the palette)", file_types=["image"],
-                                 type="filepath", elem_id="upload")
-                with gr.Accordion("Start from a photo (photo → layout)", open=False):
-                    gr.Markdown("The project's segmenter turns a photo into a layout on the canvas. It is small and "
-                                f"makes mistakes{d.segmenter_note()}: edit the layout before generating.")
-                    photo_in = answer_unreadable_images(gr.Image(label="Photo", type="numpy", elem_id="photo_in",
-                                                                 height=160), "photo (PNG or JPEG)")
-                    thin = gr.Checkbox(label="Thin it to a sketch (a few strokes per region)", value=False,
-                                       elem_id="thin")
-                    to_layout = gr.Button("Photo → layout", elem_id="to_layout")
+                layout_column(d, w, canvas_value)
             with gr.Column(scale=3):
-                result = gr.Image(value=first.image if first else None, label="Generated photo", type="numpy",
-                                  format="png", elem_id="result", interactive=False, height=300)
-                info = gr.Markdown(first.info if first else "", label="Status", elem_id="info")
-                with gr.Row():
-                    generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
-                    live = gr.Checkbox(label="Live: regenerate while painting", value=False, elem_id="live")
-                    keep_rest = gr.Checkbox(label="Keep the rest (redraw only near changed strokes)", value=False,
-                                            elem_id="keep_rest")
-                with gr.Row():
-                    method = gr.Dropdown(choices=list(models), value=d.default, label="Model", elem_id="method")
-                    upscale_choice = gr.Radio(list(UPSCALE_CHOICES), value="learned upsampler" if d.has_upsampler
-                                              else "bicubic", label="To 256x256 by", elem_id="upscale",
-                                              interactive=d.has_upsampler)
-                with gr.Row():
-                    steps = gr.Slider(1, 100, value=d.default_steps, step=1, label="Sampling steps", elem_id="steps")
-                    samples = gr.Slider(1, 4, value=1, step=1, label="Samples", elem_id="samples")
-                with gr.Row():
-                    seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
-                    new_seed = gr.Button("New seed", elem_id="new_seed")
-                    guidance = gr.Slider(0, 5, value=d.default_guidance, step=0.25, elem_id="guidance",
-                                         label="Guidance scale" + (" (built into this distilled model)"
-                                                                   if d.default_distilled else ""),
-                                         interactive=not d.default_distilled)
-                sample_gallery = gr.Gallery(columns=4, height=140,
-                                            label="Samples (pick one to keep its seed)", elem_id="samples_gallery",
-                                            allow_preview=False, format="png")
-                with gr.Accordion("The look of a reference photo", open=False):
-                    reference = gr.Image(label="Reference photo", type="numpy", elem_id="reference", height=160)
-                    strength = gr.Slider(0, 1, value=0.7, step=0.05, elem_id="strength",
-                                         label="Strength: 0 = the reference, 1 = only the layout")
-                with gr.Accordion("What the model sees, the denoising steps, the example's photo", open=False):
-                    show_steps = gr.Checkbox(label="Show the denoising steps", value=False, elem_id="show_steps")
-                    seen = gr.Image(value=first.seen if first else None, type="numpy", interactive=False,
-                                    label="What the model sees (layout at its resolution)", height=140, format="png")
-                    truth = gr.Image(value=d.example(0)[1] if d.examples else None, label="Example's real photo",
-                                     type="numpy", interactive=False, height=140, visible=bool(d.examples))
-                    steps_gallery = gr.Gallery(label="Predicted clean image at each step", columns=8, height=200,
-                                               elem_id="steps_gallery")
+                result_column(d, w, first)
         with gr.Accordion("Reroll a region: paint over the part of the result to draw again", open=False):
-            marks = answer_unreadable_images(max_side=MAX_CANVAS_SIDE, component=gr.ImageEditor(
+            w.marks = gr.ImageEditor(
                 value=first.marks if first else None, label="Mark the region on the result", elem_id="marks",
                 sources=(), canvas_size=(DISPLAY, DISPLAY), fixed_canvas=True, transforms=(), layers=False,
                 image_mode="RGBA", type="numpy", format="png", height=320, eraser=gr.Eraser(default_size=24),
-                brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=24)))
-            reroll_btn = gr.Button("Reroll the marked region (a new seed: press New seed first)", elem_id="reroll")
+                brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=24))
+            w.reroll_btn = gr.Button("Reroll the marked region (a new seed: press New seed first)", elem_id="reroll")
+        check_inputs(d, w)
+        wire(d, w)
+    return answer_malformed_requests(app)
 
-        # wiring: the public endpoints' input and output orders are API (tests/test_demo.py pins them)
-        inputs = [editor, steps, seed, guidance, method, show_steps, upscale_choice, samples, reference, strength,
-                  keep_rest, last]
-        outputs = [result, steps_gallery, seen, info, sample_gallery, marks, last]  # Generated's fields
-        generate_btn.click(d.generate, inputs, outputs, api_name="generate")
-        reroll_btn.click(d.reroll_region, [marks, editor, steps, seed, guidance, method, upscale_choice],
-                         [result, info, marks, last], api_name="reroll_region")
-        to_layout.click(d.layout_from_photo, [photo_in, thin, seed], editor, api_name="layout_from_photo")
-        upload.change(d.load_label_map, upload, editor, api_name="load_label_map")
-        if d.examples:
-            ex_gallery.select(d.load_example, None, [editor, truth], api_name=False)
-        sample_gallery.select(d.pick_sample, last, [result, seed, marks, last], api_name=False)
-        new_seed.click(lambda: random.randint(0, 2 ** 31 - 1), None, seed, api_name=False)
-        method.change(d.model_defaults, method, [steps, guidance], api_name=False)
-        editor.change(d.live_generate, inputs + [live], outputs, api_name=False, trigger_mode="always_last",
-                      show_progress="hidden")
-    return app
+
+def layout_column(d: Demo, w: SimpleNamespace, canvas_value: dict) -> None:
+    """The canvas, the examples, the label-map upload and photo → layout."""
+    w.editor = gr.ImageEditor(
+        value=canvas_value, label="Layout (paint here)", elem_id="canvas", sources=(), canvas_size=(CANVAS, CANVAS),
+        fixed_canvas=True, transforms=(), layers=False, image_mode="RGBA", type="numpy", format="png",
+        eraser=gr.Eraser(default_size=16), height=420,
+        brush=gr.Brush(colors=[hex_color(c) for c in d.classset.colors], color_mode="fixed",
+                       default_color=hex_color(d.classset.colors[1]), default_size=12))
+    w.ex_gallery = gr.Gallery(value=[(str(p), p.stem.replace("_sketch", "")) for p in d.examples],
+                              label="Examples from the held-out set (click to load)", columns=6, height=110,
+                              allow_preview=False, elem_id="examples") if d.examples else None
+    w.upload = gr.File(label="…or upload a colour label map (PNG in the palette)", file_types=["image"],
+                       type="filepath", elem_id="upload")
+    with gr.Accordion("Start from a photo (photo → layout)", open=False):
+        gr.Markdown("The project's segmenter turns a photo into a layout on the canvas. It is small and "
+                    f"makes mistakes{d.segmenter_note()}: edit the layout before generating.")
+        w.photo_in = gr.Image(label="Photo", type="numpy", elem_id="photo_in", height=160)
+        w.thin = gr.Checkbox(label="Thin it to a sketch (a few strokes per region)", value=False, elem_id="thin")
+        w.to_layout = gr.Button("Photo → layout", elem_id="to_layout")
+
+
+def result_column(d: Demo, w: SimpleNamespace, first: Generated | None) -> None:
+    """The picture, its status, the settings and the views of what the model did."""
+    w.result = gr.Image(value=first.image if first else None, label="Generated photo", type="numpy", format="png",
+                        elem_id="result", interactive=False, height=300)
+    w.info = gr.Markdown(first.info if first else "", label="Status", elem_id="info")
+    with gr.Row():
+        w.generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
+        w.live = gr.Checkbox(label="Live: regenerate while painting", value=False, elem_id="live")
+        w.keep_rest = gr.Checkbox(label="Keep the rest (redraw only near changed strokes)", value=False,
+                                  elem_id="keep_rest")
+    with gr.Row():
+        w.method = gr.Dropdown(choices=list(d.models), value=d.default, label="Model", elem_id="method")
+        w.upscale_choice = gr.Radio(list(UPSCALE_CHOICES), value="learned upsampler" if d.has_upsampler
+                                    else "bicubic", label="To 256x256 by", elem_id="upscale",
+                                    interactive=d.has_upsampler)
+    with gr.Row():
+        w.steps = gr.Slider(*STEPS, value=d.default_steps, step=1, label="Sampling steps", elem_id="steps")
+        w.samples = gr.Slider(*SAMPLES, value=1, step=1, label="Samples", elem_id="samples")
+    with gr.Row():
+        w.seed = gr.Number(value=0, precision=0, minimum=SEEDS[0], maximum=SEEDS[1], label="Seed", elem_id="seed")
+        w.new_seed = gr.Button("New seed", elem_id="new_seed")
+        w.guidance = gr.Slider(*GUIDANCE, value=d.default_guidance, step=0.25, elem_id="guidance",
+                               label="Guidance scale" + (" (built into this distilled model)"
+                                                         if d.default_distilled else ""),
+                               interactive=not d.default_distilled)
+    w.sample_gallery = gr.Gallery(columns=4, height=140, label="Samples (pick one to keep its seed)",
+                                  elem_id="samples_gallery", allow_preview=False, format="png")
+    with gr.Accordion("The look of a reference photo", open=False):
+        w.reference = gr.Image(label="Reference photo", type="numpy", elem_id="reference", height=160)
+        w.strength = gr.Slider(*STRENGTH, value=0.7, step=0.05, elem_id="strength",
+                               label="Strength: 0 = the reference, 1 = only the layout")
+    with gr.Accordion("What the model sees, the denoising steps, the example's photo", open=False):
+        w.show_steps = gr.Checkbox(label="Show the denoising steps", value=False, elem_id="show_steps")
+        w.seen = gr.Image(value=first.seen if first else None, type="numpy", interactive=False,
+                          label="What the model sees (layout at its resolution)", height=140, format="png")
+        w.truth = gr.Image(value=d.example(0)[1] if d.examples else None, label="Example's real photo",
+                           type="numpy", interactive=False, height=140, visible=bool(d.examples))
+        w.steps_gallery = gr.Gallery(label="Predicted clean image at each step", columns=8, height=200,
+                                     elem_id="steps_gallery")
+
+
+def check_inputs(d: Demo, w: SimpleNamespace) -> None:
+    """Every input of every endpoint checked as it arrives, before Gradio's own preprocessing and any work: images
+    by their header (readable, not too large), numbers and choices by ``Demo``'s own checks."""
+    photo = "photo (PNG or JPEG)"
+    answer_unreadable_images(w.editor, max_side=MAX_CANVAS_SIDE)
+    answer_unreadable_images(w.marks, "picture with the region to reroll painted over it", MAX_CANVAS_SIDE)
+    answer_unreadable_images(w.photo_in, photo)
+    answer_unreadable_images(w.reference, "reference " + photo)
+    # the upload's path as it is: the handler reads the header first. (gr.File's own preprocessing refuses a
+    # file by its name's extension in Gradio's words and leaves an empty temporary file behind for each upload.)
+    w.upload.preprocess = lambda payload: next(iter(_payload_paths(payload)), None)
+    checked(w.method, d.check_model)
+    checked(w.upscale_choice, functools.partial(one_of, what="'To 256x256 by'", choices=UPSCALE_CHOICES))
+    for slider, what, (lo, hi) in ((w.steps, "Sampling steps", STEPS), (w.samples, "Samples", SAMPLES)):
+        checked(slider, functools.partial(whole_number, what=what, lo=lo, hi=hi))
+    for slider, what, (lo, hi) in ((w.guidance, "The guidance scale", GUIDANCE),
+                                   (w.strength, "The strength", STRENGTH)):
+        checked(slider, functools.partial(real_number, what=what, lo=lo, hi=hi))
+    checked(w.seed, functools.partial(whole_number, what="The seed", lo=SEEDS[0], hi=SEEDS[1]))
+    for box in (w.show_steps, w.keep_rest, w.thin, w.live):
+        checked(box, functools.partial(yes_no, what=repr(box.label)))
+
+
+def wire(d: Demo, w: SimpleNamespace) -> None:
+    """The events. The public endpoints' input and output orders are API (tests/test_demo.py pins them). Those that
+    use the model reach their handler at once (``concurrency_limit=None``): the wait is in ``Demo.queue``."""
+    inputs = [w.editor, w.steps, w.seed, w.guidance, w.method, w.show_steps, w.upscale_choice, w.samples, w.reference,
+              w.strength, w.keep_rest, w.last]
+    outputs = [w.result, w.steps_gallery, w.seen, w.info, w.sample_gallery, w.marks, w.last]  # Generated's fields
+    model = {"concurrency_limit": None}
+    w.generate_btn.click(d.generate, inputs, outputs, api_name="generate", **model)
+    w.reroll_btn.click(d.reroll_region, [w.marks, w.editor, w.steps, w.seed, w.guidance, w.method, w.upscale_choice],
+                       [w.result, w.info, w.marks, w.last], api_name="reroll_region", **model)
+    w.to_layout.click(d.layout_from_photo, [w.photo_in, w.thin, w.seed], w.editor, api_name="layout_from_photo",
+                      **model)
+    w.upload.change(d.load_label_map, w.upload, w.editor, api_name="load_label_map")
+    if w.ex_gallery is not None:
+        w.ex_gallery.select(d.load_example, None, [w.editor, w.truth], api_name=False)
+    w.sample_gallery.select(d.pick_sample, w.last, [w.result, w.seed, w.marks, w.last], api_name=False)
+    w.new_seed.click(lambda: random.randint(0, 2 ** 31 - 1), None, w.seed, api_name=False)
+    w.method.change(d.model_defaults, w.method, [w.steps, w.guidance], api_name=False)
+    w.editor.change(d.live_generate, inputs + [w.live], outputs, api_name=False, trigger_mode="always_last",
+                    show_progress="hidden", **model)
 
 
 def _as_editor_value(rgb: np.ndarray) -> dict:
@@ -607,15 +835,75 @@ def _as_editor_value(rgb: np.ndarray) -> dict:
     return {"background": rgba, "layers": [], "composite": rgba}
 
 
-def main() -> None:
+def remove_empty_folders(root: Path, min_age: float) -> int:
+    """Remove the folders under ``root`` that have been empty for ``min_age`` seconds; returns how many. Gradio's
+    clean-up deletes old files but not the folder each sits in (one per upload or result, named by its hash): left
+    alone they pile up, an inode and a disk block each."""
+    removed, now = 0, time.time()
+    for folder, _, files in os.walk(root, topdown=False):
+        if files or Path(folder) == Path(root):
+            continue
+        with contextlib.suppress(OSError):  # gone already, or a file arrived meanwhile: rmdir refuses
+            if now - os.stat(folder).st_mtime > min_age:
+                os.rmdir(folder)
+                removed += 1
+    return removed
+
+
+def sweep_empty_folders(every: float, min_age: float):
+    """A lifespan for Gradio's app: ``remove_empty_folders`` on Gradio's temporary folder every ``every`` seconds
+    while the server runs."""
+    import asyncio
+
+    import anyio
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_):
+        async def sweep():
+            while True:
+                await asyncio.sleep(every)
+                await anyio.to_thread.run_sync(remove_empty_folders, Path(gr.utils.get_upload_folder()), min_age)
+
+        task = asyncio.create_task(sweep())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    return lifespan
+
+
+def serve(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, **launch):
+    """Launch ``app`` as the public demo runs: Gradio's queue holding at most ``GRADIO_BACKLOG`` requests not yet
+    handed to a handler (its 'Queue is full' past that; the model's own bound is ``ModelQueue``), one at a time for
+    the events that do not use the model, uploads capped at ``MAX_FILE_SIZE``, the folders Gradio's clean-up empties
+    removed on its schedule, offline pages (no SSR)."""
+    app.queue(max_size=GRADIO_BACKLOG, default_concurrency_limit=1)
+    if app.delete_cache:
+        every, lifetime = app.delete_cache
+        launch.setdefault("app_kwargs", {}).setdefault("lifespan", sweep_empty_folders(every, lifetime))
+    return app.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, ssr_mode=False, **launch)
+
+
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description="sparsesis Gradio demo")
     on_space = bool(os.environ.get("SPACE_ID"))
     p.add_argument("--host", default="0.0.0.0" if on_space else "127.0.0.1")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     p.add_argument("--share", action="store_true", help="create a temporary public link (needs internet)")
-    a = p.parse_args()
+    p.add_argument("--max-queue", type=int, default=MAX_QUEUE,
+                   help=f"requests that may wait for the model behind the one it runs, 0-{MAX_QUEUE_CAP} "
+                        f"(default {MAX_QUEUE}); past it: 'The demo is busy'")
+    p.add_argument("--time-limit", type=float, default=TIME_LIMIT,
+                   help=f"seconds a request may wait for the model before it is answered busy (default {TIME_LIMIT:g})")
+    p.add_argument("--file-lifetime", type=int, default=FILE_LIFETIME,
+                   help=f"seconds Gradio keeps an upload or a result on disk (default {FILE_LIFETIME})")
+    a = p.parse_args(argv)
+    if not 0 <= a.max_queue <= MAX_QUEUE_CAP or not a.time_limit > 0 or a.file_lifetime < 1:
+        p.error(f"--max-queue takes 0-{MAX_QUEUE_CAP}, --time-limit and --file-lifetime a positive number")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    build_app().queue().launch(server_name=a.host, server_port=a.port, share=a.share, ssr_mode=False)
+    app = build_app(max_queue=a.max_queue, time_limit=a.time_limit, file_lifetime=a.file_lifetime)
+    serve(app, a.host, a.port, share=a.share)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ The network predicts ``v = alpha_t eps - sigma_t x``, from which ``x = alpha_t z
 ``eps = sigma_t z + alpha_t v``.
 
 A *model function* here is any callable ``model_fn(z, t) -> v`` with ``z`` (B, C, H, W) and ``t`` (B,);
-conditioning and guidance are bound into it (see ``guided``). Samplers know nothing else.
+conditioning and guidance are bound into it (see ``guided_model``). Samplers know nothing else.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+PairFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # (z, t) -> (v_c, v_u)
 
 LOGSNR_MIN, LOGSNR_MAX = -20.0, 20.0
 
@@ -116,16 +117,10 @@ def guided(model: Callable, cond, uncond, scale: float, both=None) -> ModelFn:
     """
     if scale == 1.0:
         return lambda z, t: model(z, t, cond)
-    pair = cond_uncond(model, cond, uncond, both)
-
-    def fn(z, t):
-        v_c, v_u = pair(z, t)
-        return v_u + scale * (v_c - v_u)
-
-    return fn
+    return _classifier_free(cond_uncond(model, cond, uncond, both), scale)
 
 
-def cond_uncond(model: Callable, cond, uncond, both=None):
+def cond_uncond(model: Callable, cond, uncond, both=None) -> PairFn:
     """``(z, t) -> (v_c, v_u)``: the conditional and the unconditional prediction from one batched pass
     (``both`` as in ``guided``)."""
     both = torch.cat([cond, uncond]) if both is None else both
@@ -136,7 +131,17 @@ def cond_uncond(model: Callable, cond, uncond, both=None):
     return fn
 
 
-def autoguided(main: Callable, guide: Callable, scale: float, pair: Callable | None = None,
+def _classifier_free(pair: PairFn, scale: float) -> ModelFn:
+    """v = v_u + scale * (v_c - v_u), both from one batched pass of ``pair``."""
+
+    def fn(z, t):
+        v_c, v_u = pair(z, t)
+        return v_u + scale * (v_c - v_u)
+
+    return fn
+
+
+def autoguided(main: Callable, guide: Callable, scale: float, pair: PairFn | None = None,
                cfg_scale: float = 1.0) -> ModelFn:
     """Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"):
     v = v_guide + scale * (v_main - v_guide), both ``main(z, t)`` and ``guide(z, t)`` conditioned on the same
@@ -151,11 +156,7 @@ def autoguided(main: Callable, guide: Callable, scale: float, pair: Callable | N
         if pair is None:
             raise ValueError("classifier-free guidance on top of autoguidance needs the conditional/unconditional pair")
         if scale == 1.0:
-            def cfg_fn(z, t):
-                v_c, v_u = pair(z, t)
-                return v_u + cfg_scale * (v_c - v_u)
-
-            return cfg_fn
+            return _classifier_free(pair, cfg_scale)
 
         def both_fn(z, t):
             v_c, v_u = pair(z, t)
@@ -183,6 +184,34 @@ def guidance_interval(guided_fn: ModelFn, plain_fn: ModelFn, lo: float, hi: floa
         return guided_fn(z, t) if lo <= float(t.reshape(-1)[0]) <= hi else plain_fn(z, t)
 
     return fn
+
+
+def guided_model(plain: ModelFn, pair: PairFn | None, scale: float, guide: ModelFn | None = None,
+                 cfg_scale: float = 1.0, interval: tuple[float, float] | None = None) -> ModelFn:
+    """The sampler's model function under one guidance specification; every guided sampler in the package (the
+    ``Synthesizer``, the distillation's teacher, the training's sample grids) is built here.
+
+    ``plain(z, t) -> v_c`` is the conditional model (one pass), ``pair(z, t) -> (v_c, v_u)`` the conditional and the
+    unconditional prediction from one batched pass (``cond_uncond``). Without ``guide``: classifier-free guidance at
+    ``scale`` (``guided``). With ``guide(z, t) -> v`` (a weaker model on the same layout): autoguidance at ``scale``,
+    classifier-free guidance at ``cfg_scale`` on top (``autoguided``; ``pair`` may be None when ``cfg_scale == 1``).
+    ``interval=(lo, hi)``: guided only at times lo <= t <= hi, ``plain`` elsewhere (``guidance_interval``).
+    ``scale == cfg_scale == 1`` is ``plain`` itself, one pass a step, whatever the interval."""
+    if guide is None and cfg_scale != 1.0:
+        raise ValueError("cfg_scale adds classifier-free guidance on top of autoguidance and needs a guide; "
+                         "classifier-free guidance alone is scale")
+    if scale == 1.0 and cfg_scale == 1.0:
+        return plain
+    if guide is not None:
+        fn = autoguided(plain, guide, scale, pair, cfg_scale)
+    elif pair is None:
+        raise ValueError("classifier-free guidance needs the conditional/unconditional pair")
+    else:
+        fn = _classifier_free(pair, scale)
+    if interval is None:
+        return fn
+    lo, hi = interval
+    return guidance_interval(fn, plain, float(lo), float(hi))
 
 
 # ---------------------------------------------------------------------------------------------

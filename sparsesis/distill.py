@@ -1,8 +1,11 @@
 r"""Progressive distillation (Salimans & Ho 2022, Algorithm 2): a student learns to take in one DDIM step
 what the teacher takes in two; then it becomes the teacher and the step count halves again.
 
-    python -m sparsesis.distill --teacher checkpoints/ours64 --run-dir runs/distill64g4 --guidance 4 \
-        --teacher-steps 256 --final-steps 2 --iters-per-stage 120 120 160 240 320 480 480 --batch-size 8
+    python -m sparsesis.distill --run-dir runs/students --threads 1
+
+distils the shipped students (its defaults are their recipe: the teacher's 8-step sampler under autoguidance
+1.5 by ``checkpoints/ours64/guide`` plus classifier-free guidance 2, 8 -> 4 -> 2 steps; ``python -m
+sparsesis.reproduce ours64-student4 --dry-run``).
 
 ``--iters-per-stage`` takes one count for every stage or one per stage. Guidance: the *guided* teacher is
 distilled at one fixed scale (``--guidance``), so the student's single pass reproduces ``v_u + w (v_c - v_u)``
@@ -25,14 +28,15 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from .batches import classwise_masker, make_batch
 from .checkpoint import STATE_FILE, read_metadata, save_model_dir
 from .classes import one_hot
-from .diffusion import (alpha_sigma, autoguided, cond_uncond, ddim_step, guidance_interval, guided, logsnr_cosine,
-                        q_sample, x_eps_from_v)
+from .diffusion import (alpha_sigma, cond_uncond, ddim_step, guided, guided_model, logsnr_cosine, q_sample,
+                        x_eps_from_v)
 from .masking import MaskConfig
 from .training import (PRECISIONS, TrainingLoop, config_from_args, config_parser, load_state,
                        mixed_precision, save_state, set_threads)
@@ -43,15 +47,15 @@ class DistillConfig:
     teacher: str = "checkpoints/ours64"
     run: str = "runs/distill64"
     data: str | None = None
-    teacher_steps: int = 256  # N: the teacher's DDIM step count (a power of two)
-    final_steps: int = 4  # stop after the stage that produces this many steps
-    iters_per_stage: int | tuple[int, ...] = (120, 120, 160, 240, 320, 480)  # one for all stages, or one each
+    teacher_steps: int = 8  # N: the teacher's DDIM step count (a power of two)
+    final_steps: int = 2  # stop after the stage that produces this many steps
+    iters_per_stage: int | tuple[int, ...] = (3600, 800)  # one for all stages, or one each
     batch_size: int = 8
     lr: float = 1e-4  # peak; decays linearly to zero within each stage
-    guidance: float | None = 4.0  # the scale baked into the student; None: the teacher's own default
-    guide: str | None = None  # autoguidance: a weaker model folder guides the teacher (default: classifier-free)
+    guidance: float | None = 1.5  # the scale baked into the student; None: the teacher's own default
+    guide: str | None = "checkpoints/ours64/guide"  # autoguidance: a weaker model folder guides the teacher (default: classifier-free)
     interval: tuple[float, ...] | None = None  # (lo, hi): the teacher guided only at times lo <= t <= hi
-    cfg_scale: float = 1.0  # with --guide: classifier-free guidance at this scale on top of the autoguidance
+    cfg_scale: float = 2.0  # with --guide: classifier-free guidance at this scale on top of the autoguidance
     student_init: str | None = None  # the first stage's student starts from this model folder, not the teacher
     seed: int = 0
     save_every: int = 40
@@ -124,13 +128,9 @@ def distill_loss(student_fn, teacher_fn, x: torch.Tensor, noise: torch.Tensor, t
 def guided_teacher(teacher, lay, uncond, scale: float, guide=None, interval=None, cfg_scale: float = 1.0):
     """The sampler a first stage distils, ``(z, t) -> v``: the teacher under classifier-free guidance at
     ``scale`` (or autoguidance by the network ``guide``, with classifier-free guidance at ``cfg_scale`` on top),
-    guided only within ``interval`` when given."""
-    plain = guided(teacher, lay, None, 1.0)
-    if scale == 1.0 and cfg_scale == 1.0:
-        return plain
-    fn = (autoguided(plain, guided(guide, lay, None, 1.0), scale, cond_uncond(teacher, lay, uncond), cfg_scale)
-          if guide is not None else guided(teacher, lay, uncond, scale))
-    return guidance_interval(fn, plain, *interval) if interval is not None else fn
+    guided only within ``interval`` when given (``guided_model``)."""
+    return guided_model(guided(teacher, lay, None, 1.0), cond_uncond(teacher, lay, uncond), scale,
+                        guided(guide, lay, None, 1.0) if guide is not None else None, cfg_scale, interval)
 
 
 def student_times(student_steps: int, batch: int, generator: torch.Generator) -> torch.Tensor:
@@ -139,7 +139,154 @@ def student_times(student_steps: int, batch: int, generator: torch.Generator) ->
     return i.float() / student_steps
 
 
+@dataclass
+class Stage:
+    """One stage: ``student`` learns to take in one DDIM step (of ``n``) what the target sampler takes in two."""
+
+    n: int  # the student's step count
+    iterations: int
+    student: torch.nn.Module
+    target: Callable  # (one-hot layouts, all-UNKNOWN layouts) -> the target sampler's model function (z, t) -> v
+
+
+def load_guide(cfg: DistillConfig, classset) -> torch.nn.Module | None:
+    """``--guide``'s network (frozen; None without one), checked to be an undistilled model of the teacher's
+    classes; and the flags that only make sense with it or in its form (``--cfg-scale``, ``--interval``)."""
+    from .synthesizer import Synthesizer
+
+    guide = None
+    if cfg.guide is not None:
+        guide_synth = Synthesizer.from_pretrained(cfg.guide)
+        if guide_synth.distilled or guide_synth.classset.to_dict() != classset.to_dict():
+            raise ValueError(f"--guide {cfg.guide}: the guide must be an undistilled model of the teacher's classes")
+        guide = guide_synth.model.float().eval().requires_grad_(False)
+    if cfg.cfg_scale != 1.0 and cfg.guide is None:
+        raise ValueError("--cfg-scale adds classifier-free guidance to autoguidance: it needs --guide "
+                         "(for classifier-free guidance alone, use --guidance)")
+    if cfg.interval is not None and len(cfg.interval) != 2:
+        raise ValueError(f"--interval takes two times LO HI, got {cfg.interval}")
+    return guide
+
+
+def layout_batches(pairs, config: dict, classset, seed: int, batch_size: int) -> Callable:
+    """``(n, it) -> (photos, layouts, all-UNKNOWN layouts)``: the batch of stage ``n`` at iteration ``it`` (a pure
+    function of them, so a resumed stage sees the same), its layouts masked the way the teacher was trained (its
+    folder's ``training.mask``) and one-hot (B, K+1, H, W)."""
+    mask_cfg = config.get("training", {}).get("mask")
+    masker = classwise_masker(MaskConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in mask_cfg.items()})
+                              if isinstance(mask_cfg, dict) else MaskConfig())
+
+    def batch(n: int, it: int):
+        b = make_batch(pairs, it, seed + 7919 * n, batch_size, masker)
+        return (b.photos, one_hot(b.layouts, classset.num_channels),
+                one_hot(torch.full_like(b.layouts, classset.unknown_id), classset.num_channels))
+
+    return batch
+
+
+def stage_networks(cfg: DistillConfig, run: Path, n: int, first: bool):
+    """-> (teacher, student, budget before): the stage's teacher (the model folder, or the last stage's student;
+    frozen), its student (a trainable copy, or ``--student-init``'s weights for the first stage) and the distillation
+    budget the student starts with (images, seconds)."""
+    from .synthesizer import Synthesizer
+
+    teacher_synth = Synthesizer.from_pretrained(cfg.teacher if first else student_dir(run, n * 2))
+    before = (teacher_synth.distilled or {}).get("total", {"images": 0, "seconds": 0.0})  # earlier stages
+    teacher = teacher_synth.model.float().eval().requires_grad_(False)
+    student = copy.deepcopy(teacher).train().requires_grad_(True)
+    if first and cfg.student_init is not None:  # a warm start: a student of a nearby sampler
+        init = Synthesizer.from_pretrained(cfg.student_init)
+        if not init.distilled or init.default_steps != n:
+            raise ValueError(f"--student-init {cfg.student_init}: needs a distilled {n}-step student "
+                             f"(the first stage's), got {init.default_steps} steps")
+        try:
+            student.load_state_dict(init.model.float().state_dict())
+        except RuntimeError:
+            raise ValueError(f"--student-init {cfg.student_init}: its network differs from the teacher's") from None
+        before = init.distilled.get("total", before)  # its budget counts towards this student's
+    return teacher, student, before
+
+
+def stage_target(teacher, first: bool, guidance: float, guide, cfg: DistillConfig) -> Callable:
+    """``(lay, uncond) -> (z, t) -> v``: the sampler a stage distils for a batch of layouts. The first stage distils
+    the guided teacher (``guided_teacher``); later stages copy an already guided student, one plain pass."""
+    if first:
+        return lambda lay, uncond: guided_teacher(teacher, lay, uncond, guidance, guide, cfg.interval, cfg.cfg_scale)
+    return lambda lay, uncond: guided(teacher, lay, None, 1.0)
+
+
+def distil_step(stage: Stage, opt, batch, it: int, cfg: DistillConfig, autocast) -> float:
+    """One iteration: the student's loss against two steps of the target sampler on ``batch`` at times on the
+    student's grid and noise drawn from (seed, stage, iteration), then AdamW at the stage's decaying rate."""
+    photos, lay, uncond = batch
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + stage.n * 10_007 + it)
+    t = student_times(stage.n, cfg.batch_size, g)
+    noise = torch.randn(photos.shape, generator=g)
+    teacher_fn = stage.target(lay, uncond)
+    with autocast:
+        loss = distill_loss(lambda z, tt: stage.student(z, tt, lay), teacher_fn, photos, noise, t, stage.n).mean()
+    for group in opt.param_groups:  # linear decay to zero within each stage (no EMA needed)
+        group["lr"] = stage_lr(cfg.lr, it, stage.iterations)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(stage.student.parameters(), 1.0)
+    opt.step()
+    return loss.item()
+
+
+def train_stage(stage: Stage, batches: Callable, cfg: DistillConfig, autocast, state_path: Path,
+                progress: bool = True) -> tuple[float | None, float, int]:
+    """Train the stage's student until its iterations are done or a signal stops it, resuming from ``state_path``
+    when that holds this stage and saving it every ``save_every`` iterations and on a stop.
+    -> (smoothed loss, the stage's training seconds across resumes, the iteration reached)."""
+    opt = torch.optim.AdamW(stage.student.parameters(), lr=cfg.lr, weight_decay=0.0)
+    it, elapsed = 0, 0.0  # elapsed: training seconds of this stage, carried across resumes
+    if state_path.is_file() and int(read_metadata(state_path).get("stage", -1)) == stage.n:
+        meta = load_state(state_path, {"student": stage.student}, {"opt": opt})
+        it, elapsed = int(meta["iteration"]), float(meta.get("seconds", 0.0))
+    loop = TrainingLoop(stage.iterations, it, f"distil {2 * stage.n}->{stage.n} steps", progress=progress)
+    loss_avg, t0 = None, time.time()
+
+    def save():
+        save_state(state_path, {"student": stage.student}, {"opt": opt}, stage=str(stage.n), iteration=str(loop.step),
+                   seconds=str(round(elapsed + time.time() - t0, 1)))
+
+    with loop:
+        while loop.running():
+            loss = distil_step(stage, opt, batches(stage.n, loop.step), loop.step, cfg, autocast)
+            loss_avg = loss if loss_avg is None else 0.95 * loss_avg + 0.05 * loss
+            if loop.advance(loss=f"{loss_avg:.4f}") % cfg.save_every == 0:
+                save()
+    if loop.step < stage.iterations:  # stopped by a signal: keep the stage in progress, resume later
+        save()
+    return loss_avg, round(elapsed + time.time() - t0, 1), loop.step
+
+
+def student_config(teacher_config: dict, cfg: DistillConfig, guidance: float, n: int, first: bool, result: dict,
+                   before: dict) -> dict:
+    """A finished stage's model folder config: the teacher's, sampling ``n`` DDIM steps unguided (the guidance is
+    baked in), and the recipe with its budget, this stage's (``result``: loss, iterations, seconds) and the total
+    since the undistilled teacher (``before`` plus this stage)."""
+    images = result["iterations"] * cfg.batch_size
+    out = dict(teacher_config)
+    out["sampling"] = {"sampler": "ddim", "steps": n, "guidance": 1.0}
+    out["distillation"] = {"steps": n, "guidance": guidance, "teacher": str(cfg.teacher),
+                           "guide": cfg.guide, "interval": list(cfg.interval) if cfg.interval else None,
+                           **({"cfg_scale": cfg.cfg_scale} if cfg.cfg_scale != 1.0 else {}),
+                           **({"student_init": cfg.student_init} if cfg.student_init and first else {}),
+                           "teacher_steps": cfg.teacher_steps, "iterations": result["iterations"],
+                           "batch_size": cfg.batch_size, "lr": cfg.lr, "precision": cfg.precision,
+                           "final_loss": result["loss"],
+                           "stage": {"images": images, "seconds": result["seconds"]},
+                           "total": {"images": before["images"] + images,
+                                     "seconds": round(before["seconds"] + result["seconds"], 1)}}
+    return out
+
+
 def distill(cfg: DistillConfig, progress: bool = True) -> dict:
+    """Run (or resume) every stage of ``stage_plan``, each student the next stage's teacher, the first distilling the
+    guided teacher. Returns a summary: the plan, the guidance baked in, and per finished stage its loss, iterations
+    and seconds (``stopped_at`` where a signal stopped a stage)."""
     from .data import load_split
     from .synthesizer import Synthesizer
 
@@ -153,103 +300,28 @@ def distill(cfg: DistillConfig, progress: bool = True) -> dict:
     if base.distilled:
         raise ValueError(f"{cfg.teacher} is already a distilled student; start from the undistilled teacher")
     guidance = base.default_guidance if cfg.guidance is None else cfg.guidance
-    guide = None
-    if cfg.guide is not None:
-        guide_synth = Synthesizer.from_pretrained(cfg.guide)
-        if guide_synth.distilled or guide_synth.classset.to_dict() != base.classset.to_dict():
-            raise ValueError(f"--guide {cfg.guide}: the guide must be an undistilled model of the teacher's classes")
-        guide = guide_synth.model.float().eval().requires_grad_(False)
-    if cfg.cfg_scale != 1.0 and cfg.guide is None:
-        raise ValueError("--cfg-scale adds classifier-free guidance to autoguidance: it needs --guide "
-                         "(for classifier-free guidance alone, use --guidance)")
-    if cfg.interval is not None and len(cfg.interval) != 2:
-        raise ValueError(f"--interval takes two times LO HI, got {cfg.interval}")
-    classset = base.classset
+    guide = load_guide(cfg, base.classset)
     pairs = load_split("train", base.image_size, cfg.data, progress=progress)
-    mask_cfg = base.config.get("training", {}).get("mask")  # mask the way the teacher was trained
-    masker = classwise_masker(MaskConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in mask_cfg.items()})
-                              if isinstance(mask_cfg, dict) else MaskConfig())
+    batches = layout_batches(pairs, base.config, base.classset, cfg.seed, cfg.batch_size)
 
     # resume: the finished stages are folders; the stage in progress is the state file
     done = [n for n in plan if (student_dir(run, n) / "model.safetensors").is_file()]
-    state_path = run / STATE_FILE
     summary = {"plan": plan, "guidance": guidance, "stages": {}}
     for n in plan:
         if n in done:
             continue
-        teacher_src = cfg.teacher if n == plan[0] else student_dir(run, n * 2)
-        teacher_synth = Synthesizer.from_pretrained(teacher_src)
-        before = (teacher_synth.distilled or {}).get("total", {"images": 0, "seconds": 0.0})  # earlier stages
-        teacher = teacher_synth.model.float().eval().requires_grad_(False)
-        student = copy.deepcopy(teacher).train().requires_grad_(True)
-        if n == plan[0] and cfg.student_init is not None:  # a warm start: a student of a nearby sampler
-            init = Synthesizer.from_pretrained(cfg.student_init)
-            if not init.distilled or init.default_steps != n:
-                raise ValueError(f"--student-init {cfg.student_init}: needs a distilled {n}-step student "
-                                 f"(the first stage's), got {init.default_steps} steps")
-            try:
-                student.load_state_dict(init.model.float().state_dict())
-            except RuntimeError:
-                raise ValueError(f"--student-init {cfg.student_init}: its network differs from the teacher's") from None
-            before = init.distilled.get("total", before)  # its budget counts towards this student's
-        opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
-        it, elapsed = 0, 0.0  # elapsed: training seconds of this stage, carried across resumes
-        if state_path.is_file() and int(read_metadata(state_path).get("stage", -1)) == n:
-            meta = load_state(state_path, {"student": student}, {"opt": opt})
-            it, elapsed = int(meta["iteration"]), float(meta.get("seconds", 0.0))
-        loop = TrainingLoop(iters[n], it, f"distil {2 * n}->{n} steps", progress=progress)
-        loss_avg, t0 = None, time.time()
-
-        def save():
-            save_state(state_path, {"student": student}, {"opt": opt}, stage=str(n), iteration=str(loop.step),
-                       seconds=str(round(elapsed + time.time() - t0, 1)))
-
-        with loop:
-            while loop.running():
-                it = loop.step
-                batch = make_batch(pairs, it, cfg.seed + 7919 * n, cfg.batch_size, masker)
-                lay = one_hot(batch.layouts, classset.num_channels)
-                uncond = one_hot(torch.full_like(batch.layouts, classset.unknown_id), classset.num_channels)
-                g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + n * 10_007 + it)
-                t = student_times(n, cfg.batch_size, g)
-                noise = torch.randn(batch.photos.shape, generator=g)
-                # the first stage distils the guided teacher; later stages copy an already guided student
-                teacher_fn = (guided_teacher(teacher, lay, uncond, guidance, guide, cfg.interval, cfg.cfg_scale)
-                              if n == plan[0]
-                              else guided(teacher, lay, None, 1.0))
-                with autocast:
-                    loss = distill_loss(lambda z, tt: student(z, tt, lay), teacher_fn, batch.photos, noise, t,
-                                        n).mean()
-                for group in opt.param_groups:  # linear decay to zero within each stage (no EMA needed)
-                    group["lr"] = stage_lr(cfg.lr, it, iters[n])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-                opt.step()
-                loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
-                if loop.advance(loss=f"{loss_avg:.4f}") % cfg.save_every == 0:
-                    save()
-        if loop.step < iters[n]:  # stopped by a signal: keep the stage in progress, resume later
-            save()
-            summary["stopped_at"] = {"stage": n, "iteration": loop.step}
+        first = n == plan[0]
+        teacher, student, before = stage_networks(cfg, run, n, first)
+        stage = Stage(n, iters[n], student, stage_target(teacher, first, guidance, guide, cfg))
+        loss, seconds, reached = train_stage(stage, batches, cfg, autocast, run / STATE_FILE, progress)
+        if reached < iters[n]:  # stopped by a signal: the state file keeps the stage in progress
+            summary["stopped_at"] = {"stage": n, "iteration": reached}
             return summary
-        seconds = round(elapsed + time.time() - t0, 1)
-        cfg_out = dict(base.config)
-        cfg_out["sampling"] = {"sampler": "ddim", "steps": n, "guidance": 1.0}
-        cfg_out["distillation"] = {"steps": n, "guidance": guidance, "teacher": str(cfg.teacher),
-                                   "guide": cfg.guide, "interval": list(cfg.interval) if cfg.interval else None,
-                                   **({"cfg_scale": cfg.cfg_scale} if cfg.cfg_scale != 1.0 else {}),
-                                   **({"student_init": cfg.student_init} if cfg.student_init and n == plan[0]
-                                      else {}),
-                                   "teacher_steps": cfg.teacher_steps, "iterations": iters[n],
-                                   "batch_size": cfg.batch_size, "lr": cfg.lr, "precision": cfg.precision,
-                                   "final_loss": loss_avg,
-                                   "stage": {"images": iters[n] * cfg.batch_size, "seconds": seconds},
-                                   "total": {"images": before["images"] + iters[n] * cfg.batch_size,
-                                             "seconds": round(before["seconds"] + seconds, 1)}}
-        save_model_dir(student_dir(run, n), student.state_dict(), cfg_out)
-        state_path.unlink(missing_ok=True)
-        summary["stages"][n] = {"loss": loss_avg, "iterations": iters[n], "seconds": seconds}
+        result = {"loss": loss, "iterations": iters[n], "seconds": seconds}
+        save_model_dir(student_dir(run, n), student.state_dict(),
+                       student_config(base.config, cfg, guidance, n, first, result, before))
+        (run / STATE_FILE).unlink(missing_ok=True)
+        summary["stages"][n] = result
     return summary
 
 

@@ -30,7 +30,7 @@ def patches(images: np.ndarray, positions: np.ndarray, patch: int = 64) -> np.nd
     return np.stack([im[y:y + patch, x:x + patch] for im in images for y, x in positions])
 
 
-def area_down(images: np.ndarray, size: int) -> np.ndarray:
+def shrink_images(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
 
 
@@ -39,7 +39,7 @@ def psnr_back(images: np.ndarray, inputs: np.ndarray) -> float:
     downsampled to the inputs' size against them. High: the upscaler added detail and did not repaint."""
     from .metrics import paired_psnr
 
-    return round(paired_psnr(area_down(images, inputs.shape[1]), inputs), 2)
+    return round(paired_psnr(shrink_images(images, inputs.shape[1]), inputs), 2)
 
 
 def upsampler_inputs(pairs, generator, n: int | None = None, base_size: int = 64, seed: int = 0) -> dict:
@@ -57,7 +57,7 @@ def upsampler_inputs(pairs, generator, n: int | None = None, base_size: int = 64
     large_ids = np.stack([cv2.resize(i.astype(np.int32), (size, size), interpolation=cv2.INTER_NEAREST)
                           for i in small_ids]).astype(np.int64)
     generated = np.concatenate([generator(small_ids[i:i + 20], seed=seed + i) for i in range(0, n, 20)])
-    return {"photos": photos, "labels": labels, "layouts": large_ids, "real_small": area_down(photos, base_size),
+    return {"photos": photos, "labels": labels, "layouts": large_ids, "real_small": shrink_images(photos, base_size),
             "generated_small": generated}
 
 
@@ -129,6 +129,6 @@ def _resized(pairs, size: int):
     from .data import PairSet
 
     photos, labels = pairs.centre_arrays()
-    return PairSet(list(area_down(photos, size)),
+    return PairSet(list(shrink_images(photos, size)),
                    [cv2.resize(l.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) for l in labels],
                    pairs.stems, pairs.classset, size)

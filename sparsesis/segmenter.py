@@ -130,7 +130,7 @@ class Segmenter:
                 "per_class": {n: (None if np.isnan(v) else round(float(v), 4)) for n, v in zip(self.classset.names, per)}}
 
 
-def train_segmenter(run: str | Path, data=None, size: int = 64, steps: int = 3000, minutes: float | None = None,
+def train_segmenter(run: str | Path, data=None, size: int = 64, steps: int = 1500, minutes: float | None = None,
                     batch_size: int = 16, lr: float = 1e-3, seed: int = 0, progress: bool = True) -> dict:
     """Train on the real training photos (random crops, flips) and export ``<run>/export``."""
     from .data import load_split, photo_to_tensor
@@ -170,7 +170,7 @@ def main(argv=None) -> None:
     p.add_argument("--run-dir", default="runs/seg64")
     p.add_argument("--data", default=None)
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--minutes", type=float, default=None)
     p.add_argument("--evaluate", action="store_true", help="score the exported segmenter on real held-out photos")
     p.add_argument("--model", default=None, help="with --evaluate: a segmenter model folder (default <run-dir>/export)")

@@ -16,7 +16,7 @@ import torch
 from .checkpoint import CONFIG_FILE, CheckpointError, load_classes, load_model
 from .classes import ClassSet, one_hot
 from .data import photo_to_tensor, tensor_to_photo
-from .diffusion import SAMPLERS, Known, Step, autoguided, cond_uncond, guidance_interval, guided, q_sample
+from .diffusion import SAMPLERS, Known, Step, cond_uncond, guided, guided_model, q_sample
 from .layouts import is_single, region_at, to_ids
 from .precision import resolve_precision
 from .schema import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DIFFUSION_KIND
@@ -180,32 +180,25 @@ class Synthesizer:
         return photo_to_tensor(a).expand(b, -1, -1, -1).to(self.device)
 
     def _model_fn(self, cond, lay, guidance: float, guide, interval, cfg_scale: float | None = None):
-        """The guided model function ``(z, t) -> v`` for one batch of layouts (the layout branch runs once here,
-        not at every step)."""
-        net = self._network()
+        """The guided model function ``(z, t) -> v`` for one batch of layouts: ``guided_model`` with this folder's
+        networks and defaults (the layout branch runs once here, not at every step)."""
         plain = self.conditional(cond)
         if guidance == 1.0 and cfg_scale in (None, 1.0):
-            return plain
+            return plain  # before the guide is resolved: the plain model loads no guide folder
         guide = self._guide(guide)
         if cfg_scale is None:  # the folder's default goes with its autoguidance only
             cfg_scale = self.cfg_scale_label if guide is not None else 1.0
         if guide is None and cfg_scale != 1.0:
             raise ValueError("cfg_scale adds classifier-free guidance to autoguidance, and there is no guide here: "
                              "pass guide=FOLDER, or set guidance (the classifier-free scale) instead")
-
-        def both():
+        pair = None
+        if guide is None or cfg_scale != 1.0:  # autoguidance alone never asks the unconditional model
             uncond = one_hot(torch.full_like(lay, self.classset.unknown_id), self.classset.num_channels)
-            return self._condition(torch.cat([cond, uncond.contiguous(memory_format=torch.channels_last)]))
-
-        if guide is not None:
-            pair = cond_uncond(net, None, None, both()) if cfg_scale != 1.0 else None
-            model_fn = autoguided(plain, guide.conditional(cond), guidance, pair, cfg_scale)
-        else:
-            model_fn = guided(net, None, None, guidance, both=both())
+            both = self._condition(torch.cat([cond, uncond.contiguous(memory_format=torch.channels_last)]))
+            pair = cond_uncond(self._network(), None, None, both)
         interval = self.config.get("sampling", {}).get("interval") if interval is None else interval
-        if interval is not None:
-            model_fn = guidance_interval(model_fn, plain, float(interval[0]), float(interval[1]))
-        return model_fn
+        return guided_model(plain, pair, guidance, guide.conditional(cond) if guide is not None else None, cfg_scale,
+                            interval)
 
     def conditional(self, cond: torch.Tensor):
         """The unguided conditional model ``(z, t) -> v`` for one-hot layouts ``cond`` (B, K+1, S, S); the layout

@@ -52,18 +52,18 @@ class UpsamplerTrainConfig:
     patch: int = 128  # training crops (output side); inputs are patch / 4
     channels: int = 64
     blocks: int = 8
-    fine_blocks: int = 0  # residual blocks at 2x, identity at the start (init_weights)
+    fine_blocks: int = 2  # residual blocks at 2x, identity at the start (init_weights)
     batch_size: int = 16
-    lr: float = 2e-4
+    lr: float = 5e-5
     lr_d: float = 2e-4
-    adv_from: int = 300  # L1 only before this step
-    adv_weight: float = 0.05
-    fm_weight: float = 1.0
+    adv_from: int = 0  # L1 only before this step
+    adv_weight: float = 0.15
+    fm_weight: float = 2.0
     # the pixel losses: L1 to the real crop at full resolution, and L1 between the two at half resolution (2x2
     # means): weight on the latter instead of the former leaves the finest octave to the adversarial terms
-    l1_weight: float = 1.0
-    lowpass_weight: float = 0.0
-    ema_decay: float = 0.999
+    l1_weight: float = 0.1
+    lowpass_weight: float = 1.0
+    ema_decay: float = 0.9995
     layout_drop: float = 0.2  # share of examples with an all-UNKNOWN layout
     blur_max: float = 0.8  # the degradation: Gaussian blur sigma up to this (pixels at the input size) ...
     noise_max: float = 6.0  # ... and Gaussian noise std up to this (0-255)
@@ -75,12 +75,12 @@ class UpsamplerTrainConfig:
     # reduced to 64 px is), so the network learns to add detail to clean inputs rather than undo a degradation
     clean_inputs: float = 0.0
     default_level: float = DEFAULT_UPSAMPLER_LEVEL  # written to the model folder: the level for a generator's images
-    noise_input: bool = False  # a noise plane at 2x and 4x (texture per seed)
+    noise_input: bool = True  # a noise plane at 2x and 4x (texture per seed)
     # the discriminator: "patch" (a layout-conditioned PatchGAN with hinge loss) or "segmentation" (OASIS: per
     # pixel, the photo's full label map or "fake", class-balanced cross-entropy)
-    disc: str = "patch"
-    disc_channels: int = 32  # the segmentation discriminator's width
-    diffaug: bool = False  # DiffAugment (colour, translation) on everything the discriminator sees
+    disc: str = "segmentation"
+    disc_channels: int = 16  # the segmentation discriminator's width
+    diffaug: bool = True  # DiffAugment (colour, translation) on everything the discriminator sees
     # R1 (Mescheder et al. 2018): the squared gradient of the discriminator's verdict on real crops with respect to
     # their pixels, weighted by r1_weight, computed every r1_every steps and scaled by it (StyleGAN2's lazy form)
     r1_weight: float = 0.0
@@ -94,10 +94,10 @@ class UpsamplerTrainConfig:
     d_first: int = 0
     precision: str = "fp32"  # "bf16": autocast forward passes
     seed: int = 0
-    steps: int = 20_000
+    steps: int = 4250
     minutes: float | None = None
     save_every: int = 100
-    snapshot_every: int = 500
+    snapshot_every: int = 250
     threads: int | None = None
 
 
@@ -126,7 +126,7 @@ def degrade_to_level(photo_small: np.ndarray, rng: np.random.Generator, level: f
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
-def make_batch(pairs, step: int, cfg: UpsamplerTrainConfig, masker):
+def make_patch_batch(pairs, step: int, cfg: UpsamplerTrainConfig, masker):
     """-> (inputs (B, 3, p/4, p/4), targets (B, 3, p, p)) in [-1, 1], layouts (B, p, p) long, levels (B,) (all 0
     without a level input), the crops' full label maps (B, p, p) long. Pure in (seed, step)."""
     from .data import photo_to_tensor
@@ -157,7 +157,7 @@ def make_batch(pairs, step: int, cfg: UpsamplerTrainConfig, masker):
     return photo_to_tensor(np.stack(xs)), photo_to_tensor(np.stack(ys)), ids(lays), torch.tensor(levels), ids(fulls)
 
 
-class PatchDiscriminator(nn.Module):
+class LayoutPatchDiscriminator(nn.Module):
     """A layout-conditioned PatchGAN on (image, one-hot layout); returns the features of every layer (the last
     is the real/fake map) for feature matching."""
 
@@ -186,7 +186,7 @@ class PatchAdversary:
     """The PatchGAN on (image, one-hot layout): hinge loss, feature matching over its layers."""
 
     def __init__(self, classset, cfg: UpsamplerTrainConfig):
-        self.disc = PatchDiscriminator(classset.num_channels)
+        self.disc = LayoutPatchDiscriminator(classset.num_channels)
         self.classset, self.diffaug = classset, cfg.diffaug
 
     def _out(self, images, lay_ids, gen_seed):
@@ -291,7 +291,7 @@ def init_weights(net: UpsamplerNet, folder: str, classset) -> dict:
                                       if k in old_record}}
 
 
-def load_discriminator(disc: nn.Module, folder: str | Path, kind: str) -> str:
+def restore_discriminator(disc: nn.Module, folder: str | Path, kind: str) -> str:
     """Load the discriminator exported beside an upsampler folder into ``disc`` when it is of the same kind and
     shape: -> "restored", or "fresh" (none there, or another kind)."""
     from .checkpoint import load_discriminator as load_exported
@@ -324,7 +324,7 @@ class UpsamplerTask:
         return {"net": self.generator, "ema": self.ema_avg.model, "disc": self.discriminator}
 
     def batch(self, step: int) -> dict:
-        x, y, lay_ids, levels, full = make_batch(self.pairs, step, self.cfg, self.masker)
+        x, y, lay_ids, levels, full = make_patch_batch(self.pairs, step, self.cfg, self.masker)
         seed = (self.cfg.seed * 1_000_003 + step) * 4
         noise = (torch.randn(y.shape[0], 1, *y.shape[-2:], generator=torch.Generator().manual_seed(seed))
                  if self.cfg.noise_input else None)
@@ -410,7 +410,7 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
     task = UpsamplerTask(cfg, pairs, net, ADVERSARIES[cfg.disc](classset, cfg))
     record = {"parameters": count_parameters(net)}
     if started_from is not None:  # this run's counts start at 0; the start's own training is kept beside them
-        started_from["discriminator"] = load_discriminator(task.discriminator, cfg.init_from, cfg.disc)
+        started_from["discriminator"] = restore_discriminator(task.discriminator, cfg.init_from, cfg.disc)
         record["started_from"] = started_from
     schedule = AdversarialSchedule(steps=cfg.steps, lr_g=cfg.lr, lr_d=cfg.lr_d, betas=(0.5, 0.999), warmup=cfg.warmup,
                                    d_first=cfg.d_first, decay_from=cfg.decay_from, save_every=cfg.save_every,

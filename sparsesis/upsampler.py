@@ -47,7 +47,7 @@ class UpsamplerConfig:
         return asdict(self)
 
 
-class ResBlock(nn.Module):
+class DetailBlock(nn.Module):
     def __init__(self, ch: int, identity_init: bool = False):
         super().__init__()
         self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
@@ -70,11 +70,11 @@ class UpsamplerNet(nn.Module):
         self.cfg = cfg
         ch, lc = cfg.channels, cfg.label_channels
         self.head = nn.Conv2d(3 + lc + int(cfg.level_input), ch, 3, padding=1)
-        self.body = nn.Sequential(*[ResBlock(ch) for _ in range(cfg.blocks)], nn.Conv2d(ch, ch, 3, padding=1))
+        self.body = nn.Sequential(*[DetailBlock(ch) for _ in range(cfg.blocks)], nn.Conv2d(ch, ch, 3, padding=1))
         nz = int(cfg.noise_input)
         self.up1 = nn.Sequential(nn.Conv2d(ch, 4 * ch, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, inplace=True))
         self.mix1 = nn.Sequential(nn.Conv2d(ch + lc + nz, ch, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
-        self.fine = nn.Sequential(*[ResBlock(ch, identity_init=True) for _ in range(cfg.fine_blocks)])
+        self.fine = nn.Sequential(*[DetailBlock(ch, identity_init=True) for _ in range(cfg.fine_blocks)])
         half = ch // 2
         self.up2 = nn.Sequential(nn.Conv2d(ch, 4 * half, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, inplace=True))
         self.mix2 = nn.Sequential(nn.Conv2d(half + lc + nz, half, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),

@@ -62,8 +62,7 @@ def server(tmp_path_factory):
     (broken / "model.safetensors").write_bytes(b"not a checkpoint")
     app = demo.build_app({"tiny": root / "tiny", "broken": broken}, upsampler=tiny_upsampler(root / "up"))
     port = free_port()
-    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False,
-                       quiet=True)
+    demo.serve(app, port=port, prevent_thread_lock=True, quiet=True)  # as `python demo.py` serves it
     yield f"http://127.0.0.1:{port}/"
     app.close()
 
@@ -123,7 +122,7 @@ def test_api_shows_steps(server, tmp_path):
 @pytest.mark.parametrize("case, message", [
     ("empty", "no class strokes"),
     ("broken", "Could not load model"),
-    ("unknown_model", "not in the list of choices"),
+    ("unknown_model", "No model named 'nope'. Available: tiny, broken"),
 ])
 def test_api_bad_input_gives_clear_message(server, tmp_path, case, message):
     client = Client(server, verbose=False)
@@ -149,7 +148,7 @@ def test_upload_snaps_stray_colours_and_rejects_photos_and_huge_images(server, t
         client.predict(handle_file(str(photo)), api_name="/load_label_map")
     huge = tmp_path / "huge.png"
     cv2.imwrite(str(huge), np.zeros((10, 5000, 3), np.uint8))
-    with pytest.raises(Exception, match="at most 4096"):
+    with pytest.raises(Exception, match=f"5000 pixels on a side: at most {demo.MAX_UPLOAD_SIDE}"):
         client.predict(handle_file(str(huge)), api_name="/load_label_map")
     good = tmp_path / "good.png"
     cv2.imwrite(str(good), cv2.cvtColor(LABELMEFACADE.ids_to_colors(np.full((100, 150), 6)), cv2.COLOR_RGB2BGR))
@@ -220,6 +219,258 @@ def test_a_huge_canvas_or_a_photo_that_is_no_image_get_the_demos_own_message(ser
         client.predict(handle_file(str(text)), False, 0, api_name="/layout_from_photo")
 
 
+def white_png(path: Path, side: int) -> Path:
+    cv2.imwrite(str(path), np.full((side, side, 3), 255, np.uint8))  # a few KB on disk, however large
+    return path
+
+
+def assert_one_line_each(caplog, capfd, n: int, prefix: str = "user error"):
+    """``n`` refusals logged, one line each, and no traceback in the server's output."""
+    lines = [r.getMessage() for r in caplog.records if r.name == "sparsesis.demo" and r.getMessage().startswith(prefix)]
+    assert len(lines) == n and all("\n" not in m for m in lines), lines
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_4000_pixel_image_to_every_image_input_gets_the_demos_own_one_line_message(server, tmp_path, caplog,
+                                                                                    capfd):
+    import logging
+
+    client = Client(server, verbose=False)
+    huge = handle_file(str(white_png(tmp_path / "huge.png", 4000)))
+    layout = layout_png(tmp_path / "lay.png")
+    huge_editor = {"background": huge, "layers": [], "composite": huge}
+    calls = [  # every image input of every endpoint, and the limit it answers with
+        ((huge_editor, 4, 0, 1.5, "tiny", False), "/generate", demo.MAX_CANVAS_SIDE),  # the canvas
+        ((layout, 4, 0, 1.5, "tiny", False, "bicubic", 1, huge, 0.5), "/generate", demo.MAX_UPLOAD_SIDE),  # reference
+        ((huge_editor, layout, 4, 0, 1.5, "tiny"), "/reroll_region", demo.MAX_CANVAS_SIDE),  # the marks
+        ((layout, huge_editor, 4, 0, 1.5, "tiny"), "/reroll_region", demo.MAX_CANVAS_SIDE),  # the canvas
+        ((huge, False, 0), "/layout_from_photo", demo.MAX_UPLOAD_SIDE),
+        ((huge,), "/load_label_map", demo.MAX_UPLOAD_SIDE),
+    ]
+    with caplog.at_level(logging.WARNING, logger="sparsesis.demo"):
+        for args, api, limit in calls:
+            with pytest.raises(Exception, match=f"4000 pixels on a side: at most {limit}") as err:
+                client.predict(*args, api_name=api)
+            assert "\n" not in str(err.value), api
+    assert_one_line_each(caplog, capfd, len(calls))
+
+
+def test_a_seed_beyond_its_range_and_bad_numbers_or_choices_get_the_demos_own_message(server, tmp_path, caplog,
+                                                                                     capfd):
+    import logging
+
+    client = Client(server, verbose=False)
+    value = layout_png(tmp_path / "lay.png")
+    photo = handle_file(str(white_png(tmp_path / "photo.png", 64)))
+    seed_message = r"The seed must be a whole number from 0 to 4294967295 \(got 1180591620717411303424\)"
+    calls = [
+        ((value, 4, 2 ** 70, 1.5, "tiny", False), "/generate", seed_message),
+        ((value, value, 4, 2 ** 70, 1.5, "tiny"), "/reroll_region", seed_message),
+        ((photo, False, 2 ** 70), "/layout_from_photo", seed_message),
+        ((value, 4, -1, 1.5, "tiny", False), "/generate", r"The seed must be a whole number .* \(got -1\)"),
+        ((value, 4, 2.5, 1.5, "tiny", False), "/generate", r"The seed must be a whole number .* \(got 2.5\)"),
+        ((value, 0, 0, 1.5, "tiny", False), "/generate", r"Sampling steps must be a whole number from 1 to 100"),
+        ((value, 101, 0, 1.5, "tiny", False), "/generate", r"Sampling steps must be a whole number from 1 to 100"),
+        ((value, "four", 0, 1.5, "tiny", False), "/generate", r"Sampling steps .* \(got 'four'\)"),
+        ((value, 4, 0, 7, "tiny", False), "/generate", r"The guidance scale must be a number from 0 to 5 \(got 7\)"),
+        ((value, 4, 0, 1.5, "tiny", False, "nearest"), "/generate", r"'To 256x256 by' must be one of"),
+        ((value, 4, 0, 1.5, "tiny", False, "bicubic", 9), "/generate", r"Samples must be a whole number from 1 to 4"),
+        ((value, 4, 0, 1.5, "tiny", False, "bicubic", 1, None, 2.0), "/generate", r"The strength must be a number"),
+        ((value, 4, 0, 1.5, "tiny", "yes"), "/generate", r"'Show the denoising steps' must be true or false"),
+    ]
+    with caplog.at_level(logging.WARNING, logger="sparsesis.demo"):
+        for args, api, message in calls:
+            with pytest.raises(Exception, match=message) as err:
+                client.predict(*args, api_name=api)
+            assert "\n" not in str(err.value) and "Overflow" not in str(err.value)
+    assert_one_line_each(caplog, capfd, len(calls))
+
+
+def raw_call(server: str, api: str, body: str) -> str:
+    """A request as any HTTP client can send it (gradio_client refuses to send NaN): the JSON text ``body`` posted to
+    Gradio's plain API, and the event stream that answers it."""
+    import json
+    import urllib.request
+
+    post = urllib.request.Request(f"{server}gradio_api/call{api}", data=body.encode(),
+                                  headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(post, timeout=30) as r:
+        event_id = json.loads(r.read())["event_id"]
+    with urllib.request.urlopen(f"{server}gradio_api/call{api}/{event_id}", timeout=60) as r:
+        return r.read().decode()
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_nan_infinities_and_malformed_requests_get_the_demos_own_message(server, number, caplog, capfd):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="sparsesis.demo"):
+        guidance = raw_call(server, "/generate", f'{{"data": [null, 4, 0, {number}, "tiny", false, "bicubic", 1, '
+                                                 'null, 1.0, false]}')
+        seed = raw_call(server, "/layout_from_photo", f'{{"data": [null, false, {number}]}}')
+        too_few = raw_call(server, "/generate", '{"data": [null, 4, 0, 1.5, "tiny", false]}')
+        not_an_image = raw_call(server, "/layout_from_photo", '{"data": ["a photo", false, 0]}')
+    assert "event: error" in guidance and "The guidance scale must be a number from 0 to 5" in guidance
+    assert "event: error" in seed and "The seed must be a whole number" in seed
+    assert "event: error" in too_few and "The request does not fit /generate's inputs" in too_few
+    assert "event: error" in not_an_image and "does not fit /layout_from_photo's inputs" in not_an_image
+    assert_one_line_each(caplog, capfd, 4)
+
+
+def test_an_upload_over_the_size_cap_is_refused_before_the_demo_reads_it(server, tmp_path):
+    """In Gradio's words: gradio_client (and the browser) check the size before sending; the server answers a raw
+    upload over the cap with HTTP 413."""
+    import urllib.error
+    import urllib.request
+
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (17 * 2 ** 20))
+    with pytest.raises(Exception, match="exceeds the maximum file size of 16777216 bytes"):
+        Client(server, verbose=False).predict(handle_file(str(big)), api_name="/load_label_map")
+    body = (b'--b\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n" + big.read_bytes() + b"\r\n--b--\r\n")
+    upload = urllib.request.Request(f"{server}gradio_api/upload", data=body,
+                                    headers={"Content-Type": "multipart/form-data; boundary=b"})
+    with pytest.raises(urllib.error.HTTPError, match="413"):
+        urllib.request.urlopen(upload, timeout=30)
+
+
+def test_the_queue_refuses_past_its_bound_and_past_its_time_limit():
+    """``ModelQueue`` without a server: one request holds the model; with ``max_queue=1`` a second waits and a
+    third is refused at once; the waiting one is refused when its time limit runs out."""
+    import threading
+    import time
+
+    q = demo.ModelQueue(max_queue=1, time_limit=0.5)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with q.turn():
+            holding.set()
+            release.wait(5)
+
+    def wait_for_a_turn(results):
+        t = time.monotonic()
+        try:
+            with q.turn():
+                results.append("ran")
+        except gr.Error as err:
+            results.append((err.message, time.monotonic() - t))
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+    waited = []
+    waiter = threading.Thread(target=wait_for_a_turn, args=(waited,))
+    waiter.start()
+    time.sleep(0.1)
+    refused = []
+    wait_for_a_turn(refused)  # the line is full: one running, one waiting
+    waiter.join()
+    release.set()
+    holder.join()
+    assert refused[0][0].startswith(demo.BUSY) and "queue for the model is full, 1 waiting" in refused[0][0]
+    assert refused[0][1] < 0.1  # at once
+    assert waited[0][0].startswith(demo.BUSY) and "waited 0.5 s" in waited[0][0] and 0.45 < waited[0][1] < 2
+    after = []
+    wait_for_a_turn(after)  # the line is empty again
+    assert after == ["ran"] and not q.line
+    with pytest.raises(ValueError):
+        demo.ModelQueue(max_queue=demo.MAX_QUEUE_CAP + 1)
+
+
+def test_the_command_line_sets_the_queue_the_time_limit_and_the_file_lifetime(monkeypatch):
+    built = {}
+    monkeypatch.setattr(demo, "build_app", lambda **kwargs: built.update(kwargs) or "app")
+    monkeypatch.setattr(demo, "serve", lambda app, host, port, **kwargs: built.update(app=app, host=host, port=port))
+    demo.main(["--max-queue", "4", "--time-limit", "12.5", "--file-lifetime", "600", "--port", "7861"])
+    assert built == {"max_queue": 4, "time_limit": 12.5, "file_lifetime": 600, "app": "app", "host": "127.0.0.1",
+                     "port": 7861}
+    for wrong in (["--max-queue", "-1"], ["--max-queue", str(demo.MAX_QUEUE_CAP + 1)], ["--time-limit", "0"]):
+        with pytest.raises(SystemExit):
+            demo.main(wrong)
+
+
+@pytest.mark.slow
+def test_a_crowd_gets_a_picture_or_the_busy_message_in_time_and_the_demo_stays_as_fast(tmp_path, monkeypatch,
+                                                                                      caplog, capfd):
+    """With --max-queue 4, 30 simultaneous requests each get a picture or the demo's busy message within the time
+    limit, none another error, and a single request afterwards answers as fast as before. Everything goes through
+    the server and its queue; the tiny model stands in for the real one, slowed to ~0.6 s a picture so that the
+    crowd outlasts the queue."""
+    import concurrent.futures
+    import logging
+    import time
+
+    model_thread = demo.on_model_thread
+
+    def slow(fn, *args, **kwargs):
+        time.sleep(0.3)  # two model calls a picture
+        return model_thread(fn, *args, **kwargs)
+
+    monkeypatch.setattr(demo, "on_model_thread", slow)
+    time_limit = 10.0
+    app = demo.build_app({"tiny": tiny_checkpoint(tmp_path / "tiny")}, upsampler=tiny_upsampler(tmp_path / "up"),
+                         max_queue=4, time_limit=time_limit)
+    port = free_port()
+    demo.serve(app, port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        value = layout_png(tmp_path / "lay.png")
+
+        def request(seed) -> tuple[str, float]:
+            t = time.perf_counter()
+            try:
+                out = client.predict(value, 4, seed, 1.5, "tiny", False, api_name="/generate")
+                answer = "picture" if read_rgb(out[0]).shape == (demo.DISPLAY, demo.DISPLAY, 3) else "no picture"
+            except Exception as err:
+                answer = f"{type(err).__name__}: {err}"
+            return answer, time.perf_counter() - t
+
+        request(0)  # warm
+        before = sorted(request(s)[1] for s in (1, 2, 3))[1]
+        with caplog.at_level(logging.WARNING, logger="sparsesis.demo"):
+            with concurrent.futures.ThreadPoolExecutor(30) as pool:
+                crowd = list(pool.map(request, range(100, 130)))
+        after = sorted(request(s)[1] for s in (4, 5, 6))[1]
+    finally:
+        app.close()
+    answers = [a for a, _ in crowd]
+    busy = [a for a in answers if a.startswith(f"AppError: {demo.BUSY}") and "try again in a moment" in a]
+    assert answers.count("picture") + len(busy) == 30, set(answers)
+    assert answers.count("picture") >= 5 and busy  # the line was full, and it served all it held
+    # the limit counts from when the handler has the request: before it, Gradio's intake of 30 requests at once (the
+    # uploads, the joins, the decoding) took up to 6 s here, client and server sharing one loaded CPU
+    assert max(t for _, t in crowd) < time_limit + 5
+    assert after < 1.5 * before + 0.3, (before, after)
+    assert_one_line_each(caplog, capfd, len(busy), prefix="busy:")
+
+
+def test_temporary_files_and_their_folders_are_deleted_once_older_than_their_lifetime(tmp_path, monkeypatch):
+    import time
+
+    folder = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(folder))  # Gradio's temporary folder for this app alone
+    app = demo.build_app({"tiny": tiny_checkpoint(tmp_path / "tiny")}, upsampler=None, file_lifetime=2)
+    assert app.delete_cache == (1, 2)  # swept every second, files over 2 s old deleted
+    assert demo.build_app({}).delete_cache == (demo.FILE_LIFETIME // 6, demo.FILE_LIFETIME)
+    port = free_port()
+    demo.serve(app, port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        kept = set(folder.rglob("*"))  # the page's own values (first view, examples) and their folders
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client.predict(layout_png(tmp_path / "lay.png"), 2, 0, 1.0, "tiny", False, api_name="/generate")
+        (tmp_path / "notes.png").write_text("not a photo")
+        with pytest.raises(Exception, match="not a readable image"):  # an upload refused: deleted all the same
+            client.predict(handle_file(str(tmp_path / "notes.png")), False, 0, api_name="/layout_from_photo")
+        written = set(folder.rglob("*")) - kept  # the uploads, the results and their folders
+        assert len([p for p in written if p.is_file()]) >= 3 and [p for p in written if p.is_dir()]
+        time.sleep(8)  # files deleted at 2-3 s, their emptied folders 2-3 s later
+        assert not [p for p in written if p.exists()] and all(p.exists() for p in kept)
+    finally:
+        app.close()
+
+
 def handlers(tmp_path) -> "demo.Demo":
     tiny_checkpoint(tmp_path / "tiny")
     return demo.Demo({"tiny": tmp_path / "tiny"}, tiny_upsampler(tmp_path / "up"), tmp_path / "no-segmenter")
@@ -252,7 +503,7 @@ def test_handlers_generate_edit_and_reroll_without_a_server(tmp_path):
     with pytest.raises(gr.Error, match="no class strokes"):
         blank = np.full((256, 256, 3), LABELMEFACADE.unknown_color, np.uint8)
         d.generate({"background": blank, "layers": [], "composite": blank}, 4, 0, 1.5, "tiny", False)
-    with pytest.raises(gr.Error, match="Samples must be between 1 and 4"):
+    with pytest.raises(gr.Error, match="Samples must be a whole number from 1 to 4"):
         d.generate(value, 4, 0, 1.5, "tiny", False, samples=9)
 
 

@@ -142,3 +142,20 @@ def test_autoguidance_and_the_guidance_interval_mix_as_defined():
     assert calls == ["plain", "guided", "guided", "guided", "plain"]
     with pytest.raises(ValueError, match="lo <= hi"):
         guidance_interval(strong, plain, 0.8, 0.2)
+
+
+def test_one_guidance_specification_composes_the_guidances():
+    from sparsesis.diffusion import guided_model
+
+    plain = lambda z, t: z + 1.0  # noqa: E731
+    pair = lambda z, t: (z + 1.0, z + 0.25)  # noqa: E731  (conditional, unconditional)
+    guide = lambda z, t: z - 1.0  # noqa: E731
+    z, t = torch.zeros(2, 3, 4, 4), torch.full((2,), 0.5)
+    assert guided_model(plain, pair, 1.0, guide, interval=(0.2, 0.4)) is plain  # nothing to mix: one pass a step
+    torch.testing.assert_close(guided_model(plain, pair, 3.0)(z, t), torch.full_like(z, 0.25 + 3.0 * 0.75))
+    torch.testing.assert_close(guided_model(plain, None, 2.0, guide)(z, t), torch.full_like(z, -1.0 + 2.0 * 2.0))
+    torch.testing.assert_close(guided_model(plain, pair, 2.0, guide, 3.0)(z, t),  # v_c + 1 (v_c - v_g) + 2 (v_c - v_u)
+                               torch.full_like(z, 1.0 + 2.0 + 2.0 * 0.75))
+    torch.testing.assert_close(guided_model(plain, pair, 3.0, interval=(0.6, 1.0))(z, t), plain(z, t))  # t outside
+    with pytest.raises(ValueError, match="needs a guide"):
+        guided_model(plain, pair, 2.0, cfg_scale=2.0)

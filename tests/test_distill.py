@@ -33,9 +33,9 @@ def test_stage_iterations_one_count_or_one_per_stage():
 
 def test_default_config_is_the_shipped_recipe_and_parses():
     d = DistillConfig()
-    assert (d.teacher_steps, d.final_steps) == (256, 4)
-    assert stage_iterations(d.iters_per_stage, stage_plan(d.teacher_steps, d.final_steps)) == {
-        128: 120, 64: 120, 32: 160, 16: 240, 8: 320, 4: 480}
+    assert (d.teacher_steps, d.final_steps, d.guidance, d.cfg_scale) == (8, 2, 1.5, 2.0)
+    assert d.guide == "checkpoints/ours64/guide"
+    assert stage_iterations(d.iters_per_stage, stage_plan(d.teacher_steps, d.final_steps)) == {4: 3600, 2: 800}
     assert parse_config([]) == d  # the command line without options is the same recipe
     assert parse_config(["--teacher-steps", "16", "--iters-per-stage", "5"]).iters_per_stage == (5,)
     with pytest.raises(SystemExit):  # 6 counts for the 2 stages of 16 -> 4: a usage error, not a traceback
@@ -207,7 +207,7 @@ def test_a_distillation_with_both_guidances_warm_started_from_a_student(toy_root
 def test_a_bf16_distillation_records_its_precision_and_unknown_ones_are_refused(toy_root, tmp_path):
     teacher = tiny_teacher(toy_root, tmp_path / "teacher")
     common = dict(teacher=teacher, data=str(toy_root), teacher_steps=4, final_steps=2, iters_per_stage=1,
-                  batch_size=2, threads=2)
+                  batch_size=2, threads=2, guide=None, cfg_scale=1.0)
     distill(DistillConfig(run=str(tmp_path / "d"), precision="bf16", **common), progress=False)
     s = Synthesizer.from_pretrained(student_dir(tmp_path / "d", 2))
     assert s.distilled["precision"] == "bf16"

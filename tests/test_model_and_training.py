@@ -248,3 +248,41 @@ def test_worker_batches_equal_inline_batches(toy_root, tmp_path):
     for k in a:
         if k.startswith("model."):
             assert torch.equal(a[k], b[k])
+
+
+def test_the_synthesizer_distillation_and_training_grids_guide_alike():
+    """Guidance is composed in one place (``diffusion.guided_model``): for the same network, layouts and inputs, the
+    Synthesizer's model function equals the distillation's target sampler, and both equal the training grids' under
+    classifier-free guidance; likewise autoguidance with classifier-free guidance on top within an interval."""
+    from sparsesis.classes import LABELMEFACADE as classes
+    from sparsesis.distill import guided_teacher
+    from sparsesis.schema import DEFAULT_GUIDANCE
+    from sparsesis.train import grid_model_fn
+
+    def network(seed):
+        torch.manual_seed(seed)
+        m = UNet(preset("tiny", classes.num_channels))
+        for p in m.parameters():  # zero-initialised output layers would make every guidance the same
+            if p.abs().sum() == 0:
+                torch.nn.init.normal_(p, std=0.05)
+        return m
+
+    main, weak = Synthesizer(network(0), classes, {}), Synthesizer(network(1), classes, {})
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, classes.num_channels, (2, 32, 32), generator=g)
+    cond = one_hot(ids, classes.num_channels)
+    uncond = one_hot(torch.full_like(ids, classes.unknown_id), classes.num_channels)
+    z = torch.randn(2, 3, 32, 32, generator=g)
+    with torch.no_grad():
+        for time in (0.5, 0.95):  # inside and outside the interval
+            t = torch.full((2,), time)
+            plain = main.conditional(cond)(z, t)
+            cfg = main._model_fn(cond, ids, DEFAULT_GUIDANCE, "cfg", None)(z, t)
+            assert (cfg - plain).abs().max() > 1e-3  # the guidance changes the prediction
+            exact = dict(rtol=0, atol=0)  # the same arithmetic, not merely close
+            torch.testing.assert_close(guided_teacher(main.model, cond, uncond, DEFAULT_GUIDANCE)(z, t), cfg, **exact)
+            torch.testing.assert_close(grid_model_fn(main.model, ids, classes)(z, t), cfg, **exact)
+            both = main._model_fn(cond, ids, 2.0, weak, (0.2, 0.9), 3.0)(z, t)
+            torch.testing.assert_close(guided_teacher(main.model, cond, uncond, 2.0, weak.model, (0.2, 0.9), 3.0)(z, t),
+                                       both, **exact)
+            assert ((both - plain).abs().max() > 1e-3) == (time == 0.5)  # guided inside the interval only

@@ -14,7 +14,7 @@ from sparsesis.editing import changed_region
 from sparsesis.pipeline import Pipeline
 from sparsesis.schema import upsampler_config
 from sparsesis.train_upsampler import (ADVERSARIES, UpsamplerTrainConfig, degrade_to_level, init_weights,
-                                       make_batch, r1_penalty, train_upsampler)
+                                       make_patch_batch, r1_penalty, train_upsampler)
 from sparsesis.adversarial import lr_scale
 from sparsesis.upsampler import Upsampler, UpsamplerConfig, UpsamplerNet, area_down, back_project
 
@@ -169,7 +169,7 @@ def test_clean_inputs_are_the_crops_area_downsample_and_the_rest_stay_degraded(t
 
     def clean(share):  # -> which of a batch's inputs are their target's area-downsample (to uint8 rounding)
         cfg = UpsamplerTrainConfig(size=32, patch=16, batch_size=32, clean_inputs=share, seed=3)
-        x, y, *_ = make_batch(pairs, 5, cfg, masker)
+        x, y, *_ = make_patch_batch(pairs, 5, cfg, masker)
         gap = (area_down(y) - x).abs().flatten(1).amax(1)
         return gap <= 1.01 / 127.5
 
@@ -190,7 +190,8 @@ def test_with_d_first_the_generator_holds_still_while_the_discriminator_learns(t
 
     old = tiny(tmp_path / "old", dataset_info(toy_root)[0])
     base = dict(data=str(toy_root), size=32, patch=16, channels=8, blocks=1, batch_size=2, adv_from=0, save_every=1,
-                threads=1, init_from=str(old), disc="segmentation", disc_channels=4, d_first=2, warmup=2)
+                threads=1, init_from=str(old), disc="segmentation", disc_channels=4, d_first=2, warmup=2,
+                noise_input=False, fine_blocks=0)
     train_upsampler(UpsamplerTrainConfig(run=str(tmp_path / "a"), steps=2, **base), progress=False)
     start, held = (Upsampler.from_pretrained(f).net.state_dict() for f in (old, tmp_path / "a" / "export"))
     for k in start:

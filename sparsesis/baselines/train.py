@@ -45,7 +45,7 @@ class GanTrainConfig:
     betas: tuple[float, float] = (0.0, 0.999)
     mask: MaskConfig = field(default_factory=MaskConfig)
     seed: int = 0
-    steps: int = 1_000_000
+    steps: int = 9375  # 150,000 images: the shipped baselines' budget
     minutes: float | None = None
     save_every: int = 200
     snapshot_every: int = 1000  # steps between generator snapshots in <run>/snapshots (1000 x 16 = 16,000 images)

@@ -1,0 +1,356 @@
+r"""The README's "Results" figures, made from and checked against ``results/*.json`` so that they cannot drift.
+
+    python -m sparsesis.report readme                     # Table 1 with its caption, as the README holds it
+    python -m sparsesis.report readme --check README.md   # exit 1 naming the first figure that differs
+
+Table 1 (the paper's, section 5.2) is rendered here whole: each FD and KID with its spread where a file keeps
+one, bold only where a lead exceeds both spreads. Every other figure of the section is listed in ``FIGURES``:
+a regex tied to its sentence and the JSON value it prints, compared as rounded there. ``check_readme`` reports
+what differs; ``tests/test_readme_figures.py`` runs it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import textwrap
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # the repository's results folder (used from a checkout)
+WIDTH = 118  # the README's line width
+
+# Table 1's rows: (label, the file holding the row, the method's key there); a label is formatted with the
+# method's ``info`` so that its budget comes from the file too.
+ROWS = (
+    ("ours ({steps}-step student)", "eval.json", "ours-student4"),
+    ("ours (teacher at {images_seen:,} images, DDIM {steps})", "equal_budget.json", "ours-teacher-151872"),
+    ("ours (teacher at {images_seen:,} images, DDIM {steps})", "equal_budget_2h.json", "ours-teacher-48240"),
+    ("OASIS", "eval.json", "oasis"),
+    ("SPADE", "eval.json", "spade"),
+    ("SEAN", "eval.json", "sean"),
+    ("class mean colour + noise", "eval.json", "trivial"),
+)
+KINDS = (("random_mask", "masked"), ("scribble", "scribbles"))
+
+
+def load_results(results_dir: str | Path = RESULTS) -> dict[str, dict]:
+    """Every JSON directly in ``results_dir``, by file name (``{"eval.json": {...}, ...}``)."""
+    return {p.name: json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*.json"))}
+
+
+class Measure(NamedTuple):
+    value: float
+    spread: float | None  # None: the file keeps no spread for it
+    kind: str | None      # "seeds": standard deviation over mask seeds; "subsets": KID's over random subsets
+
+
+def measure(entry: dict, metric: str) -> Measure:
+    """FD or KID of one ``evaluate`` entry with its spread: the sample standard deviation of the per-mask-seed
+    figures where the file keeps them (``<metric>_per_mask_seed``), else KID's ``kid_std`` (over random
+    subsets of the images), else none."""
+    per_seed = entry.get(f"{metric}_per_mask_seed")
+    if per_seed and len(per_seed) > 1:
+        return Measure(entry[metric], statistics.stdev(per_seed), "seeds")
+    if metric == "kid" and entry.get("kid_std") is not None:
+        return Measure(entry["kid"], entry["kid_std"], "subsets")
+    return Measure(entry[metric], None, None)
+
+
+def leads(best: Measure, other: Measure) -> bool:
+    """Whether ``best`` (lower is better) is ahead of ``other`` by more than both spreads; never without them."""
+    if best.spread is None or other.spread is None:
+        return False
+    return other.value - best.value > max(best.spread, other.spread)
+
+
+def table_rows(results: dict[str, dict]) -> list[dict]:
+    """Table 1's rows: label, source file, budget and, per input kind, FD and KID (``Measure``) and mIoU."""
+    rows = []
+    for label, name, key in ROWS:
+        info = results[name]["info"][key]
+        row = {"label": label.format(**info), "source": name, "info": info, "n_real": results[name]["n_real"],
+               "mask_seeds": results[name]["mask_seeds"], "real_miou": results[name].get("segmenter_real_miou")}
+        for kind, _ in KINDS:
+            entry = results[name]["methods"][key][kind]
+            row[kind] = {"fd": measure(entry, "fd"), "kid": measure(entry, "kid"), "miou": entry.get("miou"),
+                         "n": entry["n"], "labelled_share": entry["labelled_share"]}
+        rows.append(row)
+    return rows
+
+
+def one(values, what: str):
+    """The single value all rows share; the table's caption cannot describe rows measured differently."""
+    values = set(values)
+    if len(values) != 1:
+        raise ValueError(f"Table 1's rows differ in {what}: {sorted(values, key=str)}")
+    return values.pop()
+
+
+def fmt(metric: str, m: Measure) -> str:
+    digits = {"fd": 1, "kid": 4}[metric]
+    return f"{m.value:.{digits}f}" + ("" if m.spread is None else f" ± {m.spread:.{digits}f}")
+
+
+def budget_cells(info: dict) -> list[str]:
+    p, images, hours = info.get("parameters"), info.get("images_seen"), info.get("train_hours")
+    cells = [f"{p / 1e6:.1f} M" if p else ("0" if p == 0 else "-"), f"{images:,}" if images else "-",
+             f"{hours:.2f}" if hours else "-"]
+    if info.get("run_images_seen"):  # a GAN's generator chosen from a longer run: then the run's budget
+        cells[1] += f" of {info['run_images_seen']:,}"
+        cells[2] += f" of {info['run_train_hours']:.2f}"
+    return cells
+
+
+def caption(rows: list[dict]) -> str:
+    """The paragraph above the table: protocol, and which spread each figure carries."""
+    n_real = one((r["n_real"] for r in rows), "held-out photos")
+    seeds = one((r["mask_seeds"] for r in rows), "mask seeds")
+    n = one((r[k]["n"] for r in rows for k, _ in KINDS), "images per row")
+    share = {k: one((r[k]["labelled_share"] for r in rows), f"{k}'s labelled share") for k, _ in KINDS}
+    real_miou = one((r["real_miou"] for r in rows), "the segmenter's score on real photos")
+    spreads = []
+    unspread = []
+    for metric, name in (("fd", "FD"), ("kid", "KID")):
+        by_kind = {}
+        for r in rows:
+            for k, _ in KINDS:
+                by_kind.setdefault(r[k][metric].kind, []).append(r["label"])
+        for kind, labels in by_kind.items():
+            which = "" if len(by_kind) == 1 else f" ({', '.join(dict.fromkeys(labels))})"
+            if kind == "seeds":
+                spreads.append(f"{name}{which} ± the standard deviation of its {seeds} mask seeds' figures")
+            elif kind == "subsets":
+                spreads.append(f"{name}{which} ± its standard deviation over random {min(n, n_real)}-image "
+                               f"subsets of the {n}")
+            else:
+                unspread.append(f"{name}{which}")
+    unspread.append("mIoU")
+    text = (f"The paper's Table 1 on the {n_real} held-out layouts, class-wise-masked ({share['random_mask']:.0%} "
+            f"labelled) and as scribbles ({share['scribble']:.0%} labelled), {seeds} seeds each; FD over "
+            "EfficientNet-Lite0 features (`FD-EffNetL0`; FID's Inception weights are not available offline) "
+            f"and KID against the {n_real} held-out photos, mIoU of a segmenter against the full layouts (on real "
+            f"photos: {real_miou:.3f}). Lower FD and KID are better. " + "; ".join(spreads)
+            + f"; {' and '.join(unspread)} without one (one figure over the {seeds} seeds' {n} images, none kept "
+            "per seed). "
+            "Bold: ahead of the runner-up by more than both spreads.")
+    return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
+
+
+def render_table(results: dict[str, dict]) -> str:
+    """Table 1 as Markdown, its caption above it: what the README's Results section holds."""
+    rows = table_rows(results)
+    bold = set()
+    for kind, _ in KINDS:
+        for metric in ("fd", "kid"):
+            ranked = sorted(range(len(rows)), key=lambda i: rows[i][kind][metric].value)
+            first, second = (rows[i][kind][metric] for i in ranked[:2])
+            if leads(first, second):
+                bold.add((ranked[0], kind, metric))
+    lines = ["| method | parameters | images seen | CPU-hours | "
+             + " | ".join(f"{word} FD / KID / mIoU" for _, word in KINDS) + " |",
+             "| --- " * (4 + len(KINDS)) + "|"]
+    for i, r in enumerate(rows):
+        cells = [r["label"]] + budget_cells(r["info"])
+        for kind, _ in KINDS:
+            parts = [fmt(m, r[kind][m]) for m in ("fd", "kid")]
+            parts = [f"**{p}**" if (i, kind, m) in bold else p for p, m in zip(parts, ("fd", "kid"))]
+            cells.append(" / ".join(parts + [f"{r[kind]['miou']:.3f}"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return caption(rows) + "\n\n" + "\n".join(lines) + "\n"
+
+
+def readme_table(results_dir: str | Path = RESULTS) -> str:
+    return render_table(load_results(results_dir))
+
+
+# --- every other figure of the Results section ---------------------------------------------------------------
+
+class Figure(NamedTuple):
+    pattern: str   # a regex over the Results section, one group per printed number, tied to its sentence
+    source: str    # where the numbers come from, for the message
+    values: Callable[[dict], tuple]  # results -> the numbers, in the groups' order
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b
+
+
+def figure_of(results, name, key, kind, metric):
+    return results[name]["methods"][key][kind][metric]
+
+
+UP, AMX, HIST = "upsampler.json", "precision_avx512_amx.json", "history/"
+FIGURES = (
+    Figure(r"Each\s+GAN\s+trained\s+to\s+([\d,]+)\s+images", "eval.json",
+           lambda r: (one((r["eval.json"]["info"][g]["run_images_seen"] for g in ("oasis", "spade", "sean")),
+                          "run lengths"),)),
+    Figure(r"the teacher's FD is\s+([\d.]+)\s+/\s+([\d.]+)\s+against the best\s+GAN's \(OASIS\)\s+([\d.]+)\s+/\s+([\d.]+)",
+           "equal_budget.json, eval.json",
+           lambda r: (figure_of(r, "equal_budget.json", "ours-teacher-151872", "random_mask", "fd"),
+                      figure_of(r, "equal_budget.json", "ours-teacher-151872", "scribble", "fd"),
+                      figure_of(r, "eval.json", "oasis", "random_mask", "fd"), figure_of(r, "eval.json", "oasis", "scribble", "fd"))),
+    Figure(r"OASIS's CPU time \(([\d.]+) h\s+against\s+([\d.]+) h\)\s+([\d.]+)\s+/\s+([\d.]+)",
+           "equal_budget.json, eval.json",
+           lambda r: (r["equal_budget.json"]["info"]["ours-teacher-121872"]["train_hours"],
+                      r["eval.json"]["info"]["oasis"]["run_train_hours"],
+                      figure_of(r, "equal_budget.json", "ours-teacher-121872", "random_mask", "fd"),
+                      figure_of(r, "equal_budget.json", "ours-teacher-121872", "scribble", "fd"))),
+    Figure(r"SPADE's and\s+SEAN's \(([\d.]+) h\s+against\s+([\d.]+)\s+and\s+([\d.]+) h\)\s+([\d.]+)\s+/\s+([\d.]+)\s+"
+           r"against\s+(?:their\s+)?([\d.]+)-([\d.]+)", "equal_budget_2h.json, eval.json",
+           lambda r: (r["equal_budget_2h.json"]["info"]["ours-teacher-48240"]["train_hours"],
+                      r["eval.json"]["info"]["spade"]["run_train_hours"], r["eval.json"]["info"]["sean"]["run_train_hours"],
+                      figure_of(r, "equal_budget_2h.json", "ours-teacher-48240", "random_mask", "fd"),
+                      figure_of(r, "equal_budget_2h.json", "ours-teacher-48240", "scribble", "fd"),
+                      min(figure_of(r, "eval.json", g, k, "fd") for g in ("spade", "sean") for k, _ in KINDS),
+                      max(figure_of(r, "eval.json", g, k, "fd") for g in ("spade", "sean") for k, _ in KINDS))),
+    Figure(r"2-step student:\s+([\d.]+)\s+against its\s+8-step\s+sampler's\s+([\d.]+)", "distillation_t400k.json",
+           lambda r: (r["distillation_t400k.json"]["students"]["2"]["fd"], r["distillation_t400k.json"]["teacher"]["fd"])),
+    Figure(r"crops an image; real photos: ([\d.]+)\)", UP, lambda r: (r[UP]["floor"]["patch_fd"],)),
+    Figure(r"upsampler scores\s+([\d.]+)\s+against\s+bicubic's\s+([\d.]+)\s+\(([\d.]+)x", UP,
+           lambda r: (r[UP]["generated"]["learned"]["patch_fd"], r[UP]["generated"]["bicubic"]["patch_fd"],
+                      ratio(r[UP]["generated"]["learned"]["patch_fd"], r[UP]["generated"]["bicubic"]["patch_fd"]))),
+    Figure(r"the upsampler at git `0616c8d`: ([\d.]+)x", HIST + "upsampler_candidates.json",
+           lambda r: (ratio(shipped_0616c8d(r)["generated"]["patch_fd"],
+                            r[HIST + "upsampler_candidates.json"]["bicubic"]["generated"]["patch_fd"]),)),
+    Figure(r"FD\s+([\d.]+)\s+vs\s+([\d.]+),\s+mIoU\s+([\d.]+)\s+vs\s+([\d.]+);", UP,
+           lambda r: (r[UP]["generated"]["learned"]["fd"], r[UP]["generated"]["bicubic"]["fd"],
+                      r[UP]["generated"]["learned"]["miou"], r[UP]["generated"]["bicubic"]["miou"])),
+    Figure(r"reduced to 64 px\s+([\d.]+)\s+vs\s+([\d.]+)\s+\(`0616c8d`: ([\d.]+)\),\s+([\d.]+) dB", UP,
+           lambda r: (r[UP]["real"]["learned"]["patch_fd"], r[UP]["real"]["bicubic"]["patch_fd"],
+                      shipped_0616c8d(r)["real"]["patch_fd"], r[UP]["real"]["learned"]["psnr_back"])),
+    Figure(r"adds\s+([\d.]+) s\s+to the student's\s+([\d.]+) s\s+with AMX \(bf16[^)]*\): ([\d.]+) s a picture", AMX,
+           lambda r: (r[AMX]["latency"]["bf16"]["upsampler_s"], r[AMX]["latency"]["bf16"]["student_s"],
+                      r[AMX]["latency"]["bf16"]["picture_256_s"])),
+    Figure(r"AVX2\s+cores an estimated\s+([\d.]+) s\s+to\s+([\d.]+) s", HIST + "precision_avx2.json, scaled",
+           # the AVX2 CPU measured the upsampler before; scaled by the shipped/before ratio on the AVX2 stand-in
+           lambda r: (r[HIST + "precision_avx2.json"]["latency"]["fp32"]["upsampler_s"]
+                      * r["precision_avx2_kernels_on_avx512.json"]["latency"]["fp32"]["upsampler_s"]
+                      / r[HIST + "precision_avx2_kernels_on_avx512_upsampler_before.json"]["latency"]["fp32"]["upsampler_s"],
+                      r[HIST + "precision_avx2.json"]["latency"]["fp32"]["student_s"])),
+    Figure(r"`python benchmarks/editing_tools.py`,\s+(\d+) held-out", "editing.json",
+           lambda r: (r["editing.json"]["n_layouts"],)),
+    Figure(r"gradient energy\s+([\d.]+)x the unedited image's \(a pasted patch: ([\d.]+)\)", "editing.json",
+           lambda r: (r["editing.json"]["reroll"]["1"]["seam_ratio"],
+                      r["editing.json"]["reroll"]["pasted_without_harmonisation"]["seam_ratio"])),
+    Figure(r"moves the rest by\s+([\d.]+) of 255", "editing.json",
+           lambda r: (r["editing.json"]["keep_the_rest"]["share:0.05"]["plain_change_away_mean"],)),
+    Figure(r"away from a window stroke,\s+([\d.]+) = ([\d.]+) of a new\s+seed's", "edit_locality.json",
+           lambda r: (r["edit_locality.json"]["per_model"]["checkpoints/ours64-student4"]["mean"]["elsewhere"],
+                      r["edit_locality.json"]["per_model"]["checkpoints/ours64-student4"]["mean"]["elsewhere_vs_new_seed"])),
+    Figure(r"median\s+([\d.]+)\s+vs\s+([\d.]+)\s+in EfficientNet-Lite0 features,\s+([\d.]+)\s+vs\s+([\d.]+)\s+in pixels",
+           "memorization.json",
+           lambda r: tuple(d[space]["median"] for space in ("features", "pixels") for d in (
+               r["memorization.json"]["generated"]["checkpoints/ours64-student4"],
+               r["memorization.json"]["held_out_photos"]))),
+)
+
+
+def shipped_0616c8d(results: dict) -> dict:
+    """The upsampler shipped from git 0616c8d until 547f3d6, as ``history/upsampler_candidates.json`` holds it."""
+    candidates = results[HIST + "upsampler_candidates.json"]["candidates"]
+    return one((c for c in candidates if c["what"].endswith("(shipped)")), "the shipped candidate")
+
+
+def load_all(results_dir: str | Path = RESULTS) -> dict[str, dict]:
+    """``load_results`` with ``results/history/`` too, under ``history/<name>``."""
+    results = load_results(results_dir)
+    results.update({f"history/{k}": v for k, v in load_results(Path(results_dir) / "history").items()})
+    return results
+
+
+def same_as_printed(printed: str, value: float) -> bool:
+    """Whether ``printed`` is ``value`` rounded to as many decimals as it shows, either way a writer rounds
+    (Python's formatting, or half up from the number as the JSON writes it: 171.35 -> 171.3 or 171.4)."""
+    printed = printed.replace(",", "")
+    digits = len(printed.split(".")[1]) if "." in printed else 0
+    half_up = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return printed in (f"{value:.{digits}f}", str(half_up))
+
+
+def section(text: str, title: str = "Results") -> str:
+    """The text of a ``## title`` section, up to the next ``## `` heading."""
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, flags=re.S | re.M)
+    if not match:
+        raise ValueError(f"no '## {title}' section")
+    return match.group(1)
+
+
+CAPTION_START = "The paper's Table 1"
+
+
+def table_problems(text: str, table: str) -> list[str]:
+    """How the README's Table 1 block (caption and table) differs from the rendered one: the first figure."""
+    want = table.rstrip("\n").split("\n")
+    start = text.find(CAPTION_START)
+    have = text[start:].split("\n")[: len(want)] if start >= 0 else []
+    for w, h in zip(want, have + [""] * len(want)):
+        if w != h:
+            where = w.split(" | ")[0].lstrip("| ") if w.startswith("|") else "caption"
+            tokens = zip(re.findall(r"[^\s|/]+", w) + [""], re.findall(r"[^\s|/]+", h) + [""])
+            w_tok, h_tok = next((a, b) for a, b in tokens if a != b)
+            return [f"Table 1 ({where}): the README has {h_tok!r} where the results give {w_tok!r}"]
+    return []
+
+
+# The comparisons behind the Results section's verdict: (ours, the GAN), each (file, method key).
+EQUAL_BUDGET = ((("equal_budget.json", "ours-teacher-151872"), ("eval.json", "oasis")),
+                (("equal_budget.json", "ours-teacher-121872"), ("eval.json", "oasis")),
+                (("equal_budget_2h.json", "ours-teacher-48240"), ("eval.json", "spade")),
+                (("equal_budget_2h.json", "ours-teacher-48240"), ("eval.json", "sean")))
+VERDICT = r"At an equal budget ours leads\s+under both input kinds,\s+in KID by more than both spreads"
+
+
+def verdict_problems(results: dict[str, dict]) -> list[str]:
+    """Where the verdict fails: ours not ahead in FD, or not ahead in KID by more than both spreads."""
+    problems = []
+    for (ours_file, ours), (gan_file, gan) in EQUAL_BUDGET:
+        for kind, _ in KINDS:
+            a, b = results[ours_file]["methods"][ours][kind], results[gan_file]["methods"][gan][kind]
+            if not (a["fd"] < b["fd"] and leads(measure(a, "kid"), measure(b, "kid"))):
+                problems.append(f"the verdict does not hold for {ours} against {gan} on {kind}: FD {a['fd']} vs "
+                                f"{b['fd']}, KID {fmt('kid', measure(a, 'kid'))} vs {fmt('kid', measure(b, 'kid'))}")
+    return problems
+
+
+def check_readme(text: str, results: dict[str, dict]) -> list[str]:
+    """Every figure of the README's Results section that differs from its JSON, first differing one first;
+    a sentence that ``FIGURES`` no longer finds is reported too (update the pattern with the sentence)."""
+    part = section(text)
+    problems = table_problems(part, render_table(results))
+    if re.search(VERDICT, part):
+        problems += verdict_problems(results)
+    for fig in FIGURES:
+        match = re.search(fig.pattern, part)
+        if not match:
+            problems.append(f"no sentence matches {fig.pattern!r} ({fig.source}): update FIGURES with the README")
+            continue
+        printed = [g for g in match.groups() if g is not None]
+        for p, v in zip(printed, fig.values(results)):
+            if not same_as_printed(p, v):
+                problems.append(f"{match.group(0)!r}: the README has {p} where {fig.source} gives {v}")
+    return problems
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m sparsesis.report", description=__doc__.split("\n")[0])
+    p.add_argument("what", choices=["readme"])
+    p.add_argument("--results", default=str(RESULTS), help="the results folder (default: the repository's)")
+    p.add_argument("--check", metavar="README", help="check this README's Results section instead of printing")
+    a = p.parse_args(argv)
+    if not a.check:
+        print(readme_table(a.results), end="")
+        return
+    problems = check_readme(Path(a.check).read_text(), load_all(a.results))
+    for line in problems:
+        print(f"{a.check}: {line}", file=sys.stderr)
+    if problems:
+        raise SystemExit(1)
+    print(f"{a.check}: every Results figure agrees with {a.results}")
+
+
+if __name__ == "__main__":
+    main()
