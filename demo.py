@@ -835,34 +835,55 @@ def _as_editor_value(rgb: np.ndarray) -> dict:
     return {"background": rgba, "layers": [], "composite": rgba}
 
 
-def remove_empty_folders(root: Path, min_age: float) -> int:
-    """Remove the folders under ``root`` that have been empty for ``min_age`` seconds; returns how many. Gradio's
-    clean-up deletes old files but not the folder each sits in (one per upload or result, named by its hash): left
-    alone they pile up, an inode and a disk block each."""
-    removed, now = 0, time.time()
-    for folder, _, files in os.walk(root, topdown=False):
-        if files or Path(folder) == Path(root):
+def remove_old_files(blocks: gr.Blocks, root: Path, min_age: float) -> int:
+    """Remove the uploads and results that ``blocks`` made (Gradio's ``temp_file_sets``) once older than ``min_age``
+    seconds (by ctime, as Gradio ages them), but the files its components keep (cached examples), then the
+    folders under ``root`` left empty that long; returns how many files went. Gradio's own clean-up
+    (``delete_cache``) does the same but iterates a set that requests add to from other threads: under load it
+    fails with "set changed size during iteration" and its scheduled task ends for good (a soak saw it stop after
+    three minutes and the folder grow 1.2 MB a request from then on); it also leaves each file's folder behind."""
+    keep, removed, now = set(), 0, time.time()
+    for component in blocks.blocks.values():
+        keep.update(getattr(component, "keep_in_cache", set()))
+    for temp_set in blocks.temp_file_sets:
+        for path in list(temp_set):  # a copy, made under the GIL: requests add files meanwhile
+            if path in keep:
+                continue
+            try:
+                if now - os.lstat(path).st_ctime > min_age:
+                    os.remove(path)
+                    removed += 1
+                    temp_set.discard(path)
+            except FileNotFoundError:  # gone already: Gradio's clean-up got there first
+                temp_set.discard(path)
+            except OSError:
+                continue
+    for folder, subfolders, files in os.walk(root, topdown=False):
+        if files or subfolders or Path(folder) == Path(root):
             continue
-        with contextlib.suppress(OSError):  # gone already, or a file arrived meanwhile: rmdir refuses
+        with contextlib.suppress(OSError):  # a file arrived meanwhile: rmdir refuses
             if now - os.stat(folder).st_mtime > min_age:
                 os.rmdir(folder)
-                removed += 1
     return removed
 
 
-def sweep_empty_folders(every: float, min_age: float):
-    """A lifespan for Gradio's app: ``remove_empty_folders`` on Gradio's temporary folder every ``every`` seconds
-    while the server runs."""
+def sweep_old_files(every: float, min_age: float):
+    """A lifespan for Gradio's app: ``remove_old_files`` on Gradio's temporary folder every ``every`` seconds while
+    the server runs; an error is one log line, and the next sweep runs all the same."""
     import asyncio
 
     import anyio
 
     @contextlib.asynccontextmanager
-    async def lifespan(_):
+    async def lifespan(app):
         async def sweep():
             while True:
                 await asyncio.sleep(every)
-                await anyio.to_thread.run_sync(remove_empty_folders, Path(gr.utils.get_upload_folder()), min_age)
+                try:
+                    await anyio.to_thread.run_sync(remove_old_files, app.get_blocks(),
+                                                   Path(gr.utils.get_upload_folder()), min_age)
+                except Exception as err:  # noqa: BLE001  (the sweep must outlive any one failure)
+                    log.warning("clean-up: %s", err)
 
         task = asyncio.create_task(sweep())
         try:
@@ -876,12 +897,12 @@ def sweep_empty_folders(every: float, min_age: float):
 def serve(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, **launch):
     """Launch ``app`` as the public demo runs: Gradio's queue holding at most ``GRADIO_BACKLOG`` requests not yet
     handed to a handler (its 'Queue is full' past that; the model's own bound is ``ModelQueue``), one at a time for
-    the events that do not use the model, uploads capped at ``MAX_FILE_SIZE``, the folders Gradio's clean-up empties
-    removed on its schedule, offline pages (no SSR)."""
+    the events that do not use the model, uploads capped at ``MAX_FILE_SIZE``, old uploads and results (and their
+    folders) removed on a schedule that outlives any one failure, offline pages (no SSR)."""
     app.queue(max_size=GRADIO_BACKLOG, default_concurrency_limit=1)
     if app.delete_cache:
         every, lifetime = app.delete_cache
-        launch.setdefault("app_kwargs", {}).setdefault("lifespan", sweep_empty_folders(every, lifetime))
+        launch.setdefault("app_kwargs", {}).setdefault("lifespan", sweep_old_files(every, lifetime))
     return app.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, ssr_mode=False, **launch)
 
 

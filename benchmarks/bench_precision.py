@@ -55,7 +55,8 @@ def main(argv=None) -> None:
         out["forced_kernels"] = forced
     # AVX-512 CPUs with and without AMX differ most in bf16, so they get a file each
     amx = "_amx" if "amx_bf16" in cpu_flags() else ""
-    write_result(a.out or REPO / "results" / f"precision_{capability.lower()}{amx}.json", out)
+    write_result(a.out or REPO / "results" / f"precision_{capability.lower()}{amx}.json", out,
+                 models=[a.generator, a.upsampler])
 
 
 if __name__ == "__main__":

@@ -48,14 +48,35 @@ def command_line(script, argv=None) -> str:
     return " ".join(["python", str(name), *(sys.argv[1:] if argv is None else argv)])
 
 
-def write_result(path, result: dict, indent: int = 2) -> None:
+def git_commit() -> str:
+    """HEAD's hash, with ``+dirty`` when the tracked files differ from it."""
+    import subprocess
+
+    def git(*args) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+dirty" if git("status", "--porcelain", "-uno") else "")
+
+
+def provenance(folders) -> dict:
+    """``{"commit", "models"}``: the commit a result was made at and the SHA-256 of the weights of every model
+    folder it measured (by the path it was given)."""
+    from sparsesis.checkpoint import weights_sha256
+
+    return {"commit": git_commit(), "models": {str(f): weights_sha256(f) for f in folders}}
+
+
+def write_result(path, result: dict, indent: int = 2, models=None) -> None:
     """Write ``result`` as JSON to ``path`` atomically (nothing when ``path`` is None) and print it. A result
     without a ``command`` (or ``commands``) gets the one that ran this process (a ``main(argv)`` called from
-    elsewhere puts its own ``command_line(__file__, argv)`` in the result)."""
+    elsewhere puts its own ``command_line(__file__, argv)`` in the result); ``models`` (folders) adds the commit
+    and the weights' hashes (``provenance``)."""
     from sparsesis.checkpoint import save_json_atomic
 
     if "command" not in result and "commands" not in result:  # (a result made in parts lists its commands)
         result = {**result, "command": command_line(sys.argv[0])}
+    if models is not None:
+        result = {**result, **provenance(models)}
     if path:
         save_json_atomic(path, result)
     print(json.dumps(result, indent=indent))

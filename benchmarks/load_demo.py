@@ -43,7 +43,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import REPO, command_line, write_result  # noqa: E402  (and the repository on sys.path)
+from common import REPO, command_line, git_commit, write_result  # noqa: E402  (and the repository on sys.path)
 
 GIVE_UP_AFTER = 120  # seconds past the time limit a request may take before it counts as an error
 
@@ -53,14 +53,6 @@ def load_demo_module():
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
     return demo
-
-
-def git_commit() -> str:
-    """HEAD's hash, with ``+dirty`` when the working tree differs from it."""
-    def git(*args) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
-
-    return (git("rev-parse", "HEAD") or "unknown") + ("+dirty" if git("status", "--porcelain", "-uno") else "")
 
 
 def rss_mb(pid: int) -> float:
@@ -283,7 +275,7 @@ def main(argv=None):
                            "steady_state_mb_at_default_lifetime": round(
                                per_request * a.rate * demo.FILE_LIFETIME * (1 + 1 / 12), 1),
                            "default_lifetime_s": demo.FILE_LIFETIME}
-    write_result(a.out, res)
+    write_result(a.out, res, models=[f"checkpoints/{model}", "checkpoints/upsampler4x"])
 
 
 if __name__ == "__main__":

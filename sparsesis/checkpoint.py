@@ -129,6 +129,17 @@ def copy_model_dir(source: str | Path, out: str | Path, config: dict) -> None:
     save_json_atomic(out / CONFIG_FILE, config)
 
 
+def weights_sha256(folder: str | Path) -> str:
+    """The SHA-256 of a model folder's weights file: what a results file names as the model it measured."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(Path(folder) / MODEL_FILE, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def load_model_dir(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """-> (config, state_dict in float32), with clear errors for a missing or broken folder."""
     folder = Path(folder)

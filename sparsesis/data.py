@@ -80,6 +80,27 @@ def _class_meta(root: Path) -> dict | None:
     return None
 
 
+def excluded(root: Path, split: str) -> set[str]:
+    """Stems the class file leaves out of ``split`` (``"exclude": {"eval": [...], "rule": ...}``): held-out photos
+    that nearly copy a training photo (``near_copies``), which would flatter every figure measured on them."""
+    meta = _class_meta(root)
+    if meta is None:
+        from .classes import builtin_dict
+
+        meta = builtin_dict("labelmefacade")
+    return set(meta.get("exclude", {}).get(split, []))
+
+
+def near_copies(held_out: np.ndarray, train: np.ndarray, threshold: float = 5.0) -> list[tuple[int, float]]:
+    """The held-out photos within ``threshold`` of a training photo or its mirror image: Euclidean distance of
+    their (N, S, S, 3) uint8 centre crops in [0, 1] units (5.0 at 64 px is about 11.5 grey levels RMS; unrelated
+    photos of one data set lie 18-30 apart). -> [(index, distance)]."""
+    from .metrics.nearest import nearest, pixel_rows
+
+    dist, _ = nearest(pixel_rows(held_out), pixel_rows(train, with_flips=True))
+    return [(int(i), round(float(d), 4)) for i, d in enumerate(dist) if d < threshold]
+
+
 def dataset_info(root: Path) -> tuple[ClassSet, dict[str, str | list[str]]]:
     """The class set and split-file names of a data folder (a split may name several list files)."""
     meta = _class_meta(root)
@@ -170,7 +191,8 @@ def split_entries(root: Path, split: str) -> list[Entry]:
             entries.append(Entry(stem, photo, label))
     if not entries:
         raise DataError(f"split {split!r} of {root} lists no photos ({', '.join(files)} empty)")
-    return entries
+    drop = excluded(root, split)
+    return [e for e in entries if e.stem not in drop]
 
 
 def split_stems(root: Path, split: str) -> list[str]:

@@ -97,8 +97,31 @@ class OneStepTask:
                              f"{self.classset.name}")
         self.ema_avg = EMA(self.generator, cfg.ema_decay)
         self.discriminator = SegmentationDiscriminator(self.classset.num_classes, cfg.disc_channels)
+        resumed = self.init_config.get("onestep")  # ``init`` is this trainer's own export: go on from it
+        self.start_step, self.start_record = 0, {}
+        self.start_total = self.init_config.get("distillation", {}).get("total", {"images": 0, "seconds": 0.0})
+        if resumed is not None:
+            self.start_step, self.start_record, self.start_total = self.resume_from(resumed)
         self.batch_size = cfg.batch_size
         self.masker = classwise_masker(MaskConfig())
+
+    def resume_from(self, resumed: dict) -> tuple[int, dict, dict]:
+        """Go on from an export of this trainer (a run folder lost with its machine): its EMA weights for both the
+        generator and its average, its discriminator where it has one; -> (step, record, the budget before it)."""
+        from .checkpoint import load_discriminator
+
+        disc = load_discriminator(self.cfg.init)
+        if disc is not None:
+            self.discriminator.load_state_dict(disc[0])
+        record = {k: v for k, v in resumed["record"].items() if k != "step"}
+        record.setdefault("restarts", []).append({
+            "at_step": resumed["record"]["step"], "from": self.cfg.init,
+            "discriminator": "restored" if disc is not None else "fresh", "optimizers": "fresh"})
+        stage = self.init_config["distillation"]["stage"]
+        total = self.init_config["distillation"]["total"]
+        before = resumed.get("start_total") or {"images": total["images"] - stage["images"],
+                                                  "seconds": round(total["seconds"] - stage["seconds"], 1)}
+        return int(resumed["record"]["step"]), record, before
 
     def state_modules(self) -> dict:
         return {"gen": self.generator, "ema": self.ema_avg.model, "disc": self.discriminator}
@@ -166,16 +189,18 @@ class OneStepTask:
 
     def export(self, folder: Path, record: dict, snapshot: bool = False) -> None:
         base = self.init_config
-        prior = base.get("distillation", {}).get("total", {"images": 0, "seconds": 0.0})
+        prior = self.start_total
+        started = base["distillation"]["init"] if "onestep" in base else self.cfg.init
         distillation = {**base.get("distillation", {}), "steps": 1, "method": "one-step adversarial tuning",
-                        "init": self.cfg.init, "target": self.cfg.target, "target_steps": self.target_steps,
+                        "init": started, "target": self.cfg.target, "target_steps": self.target_steps,
                         "iterations": record["step"], "batch_size": self.cfg.batch_size,
                         "precision": self.cfg.precision,
                         "stage": {"images": record["images_seen"], "seconds": round(record["train_seconds"], 1)},
                         "total": {"images": prior["images"] + record["images_seen"],
                                   "seconds": round(prior["seconds"] + record["train_seconds"], 1)}}
         config = {**base, "sampling": {**base.get("sampling", {}), "steps": 1}, "distillation": distillation,
-                  "onestep": {"train": json.loads(json.dumps(asdict(self.cfg))), "record": record}}
+                  "onestep": {"train": json.loads(json.dumps(asdict(self.cfg))), "record": record,
+                              "start_total": prior}}
         save_model_dir(folder, self.ema_avg.model.state_dict(), config)
         if not snapshot:
             save_discriminator(folder, self.discriminator, disc="segmentation")
@@ -189,8 +214,9 @@ def train_onestep(cfg: OneStepConfig, progress: bool = True) -> dict:
     task = OneStepTask(cfg, pairs)
     schedule = AdversarialSchedule(steps=cfg.steps, lr_g=cfg.lr, lr_d=cfg.lr_d, betas=(0.0, 0.99),
                                    precision=cfg.precision, minutes=cfg.minutes, save_every=50, snapshot_every=250)
-    record = {"parameters_g": count_parameters(task.generator), "parameters_d": count_parameters(task.discriminator)}
-    return train_adversarial(task, schedule, cfg.run, record, progress, desc="one-step")
+    record = {"parameters_g": count_parameters(task.generator), "parameters_d": count_parameters(task.discriminator),
+              **task.start_record}
+    return train_adversarial(task, schedule, cfg.run, record, progress, desc="one-step", start_step=task.start_step)
 
 
 def main(argv=None) -> None:

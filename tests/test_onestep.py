@@ -1,5 +1,6 @@
 """The one-step generator's adversarial tuning (``sparsesis.onestep``) on the toy data."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,3 +63,18 @@ def test_unlabelled_pixels_teach_the_discriminator_nothing():
 
     ids = torch.tensor([[0, 3, 1, 3]])
     assert unlabelled_to_ignore(ids, 3).tolist() == [[0, IGNORE, 1, IGNORE]]
+
+
+def test_a_run_goes_on_from_its_export_when_its_folder_is_gone(toy_root, teacher, tmp_path):
+    import shutil
+
+    train_onestep(config(toy_root, teacher, tmp_path / "a", steps=3), progress=False)
+    export = tmp_path / "kept"
+    shutil.copytree(tmp_path / "a" / "export", export)
+    rec = train_onestep(config(toy_root, teacher, tmp_path / "b", init=str(export), steps=5), progress=False)
+    assert rec["step"] == 5 and rec["images_seen"] == 10  # 3 steps before, 2 after, batch 2
+    assert rec["restarts"] == [{"at_step": 3, "from": str(export), "discriminator": "restored", "optimizers": "fresh"}]
+    cfg = json.loads((tmp_path / "b" / "export" / "config.json").read_text())
+    assert cfg["distillation"]["init"] == teacher and cfg["distillation"]["stage"]["images"] == 10
+    base = json.loads((Path(teacher) / "config.json").read_text()).get("distillation", {}).get("total", {"images": 0})
+    assert cfg["distillation"]["total"]["images"] == base["images"] + 10
