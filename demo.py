@@ -267,7 +267,7 @@ def discover_models(root: Path = CHECKPOINTS) -> dict[str, Path]:
     return find_models(root, PREFERRED)
 
 
-def load_model(folder: Path):
+def open_generator(folder: Path):
     """Any generator checkpoint, at ``precision="auto"``: bf16 where the CPU computes it natively and faster (the
     same look), fp32 elsewhere."""
     return load(folder, precision="auto")
@@ -286,7 +286,7 @@ class ModelPool:
                              f"Put checkpoints in {CHECKPOINTS}.")
         if name not in self.loaded:
             try:
-                model = on_model_thread(load_model, self.models[name])
+                model = on_model_thread(open_generator, self.models[name])
                 up = self.upsampler if self.upsampler is not None and self.upsampler.classset == model.classset else None
                 pipe = Pipeline(model, up)
             except CheckpointError as err:

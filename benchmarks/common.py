@@ -49,21 +49,29 @@ def command_line(script, argv=None) -> str:
 
 
 def git_commit() -> str:
-    """HEAD's hash, with ``+dirty`` when the tracked files differ from it."""
+    """HEAD's short hash."""
     import subprocess
 
-    def git(*args) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                          text=True).stdout.strip() or "unknown"
 
-    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+dirty" if git("status", "--porcelain", "-uno") else "")
+
+def git_dirty() -> list[str]:
+    """The tracked files that differ from HEAD (a result made there says which)."""
+    import subprocess
+
+    out = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=REPO, capture_output=True, text=True).stdout
+    return [line[3:] for line in out.splitlines() if line.strip()]
 
 
 def provenance(folders) -> dict:
-    """``{"commit", "models"}``: the commit a result was made at and the SHA-256 of the weights of every model
-    folder it measured (by the path it was given)."""
+    """``{"commit", "models"}`` (and ``"uncommitted"``: the tracked files that differed from that commit, where
+    any did): where a result was made and the SHA-256 of the weights of every model folder it measured."""
     from sparsesis.checkpoint import weights_sha256
 
-    return {"commit": git_commit(), "models": {str(f): weights_sha256(f) for f in folders}}
+    out = {"commit": git_commit(), "models": {str(f): weights_sha256(f) for f in folders}}
+    dirty = git_dirty()
+    return {**out, "uncommitted": dirty} if dirty else out
 
 
 def write_result(path, result: dict, indent: int = 2, models=None) -> None:

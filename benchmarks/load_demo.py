@@ -43,7 +43,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import REPO, command_line, git_commit, write_result  # noqa: E402  (and the repository on sys.path)
+from common import REPO, command_line, write_result  # noqa: E402  (and the repository on sys.path)
 
 GIVE_UP_AFTER = 120  # seconds past the time limit a request may take before it counts as an error
 
@@ -83,8 +83,27 @@ def folder_use(folder: Path) -> dict:
 
 
 def spread(values: list[float]) -> float | None:
-    """(max - min) / min: 0.1 is 'flat within 10%'."""
+    """(max - min) / min: 0.1 is 'flat within 10%' read strictly (``drift`` reads it against the mean)."""
     return round((max(values) - min(values)) / min(values), 4) if values and min(values) > 0 else None
+
+
+def drift(times: list[float], values: list[float]) -> dict | None:
+    """How far a series strays from its mean: the lowest and highest sample relative to the mean (-0.04 = 4% below)
+    and the fitted linear trend per minute relative to the mean; None for fewer than three samples."""
+    if len(values) < 3 or np.mean(values) <= 0:
+        return None
+    mean = float(np.mean(values))
+    slope = float(np.polyfit(np.asarray(times) / 60.0, values, 1)[0])
+    return {"min_from_mean": round(min(values) / mean - 1, 4), "max_from_mean": round(max(values) / mean - 1, 4),
+            "trend_per_minute": round(slope / mean, 4)}
+
+
+def drifts(samples: list[dict]) -> dict:
+    """``drift`` of the server's memory and temporary folder over the samples after the first minute."""
+    after = [s for s in samples if s["t_s"] >= 60]
+    t = [s["t_s"] for s in after]
+    return {"rss": drift(t, [s["rss_mb"] for s in after]), "temp_mb": drift(t, [s["temp"]["mb"] for s in after]),
+            "temp_files": drift(t, [s["temp"]["files"] for s in after])}
 
 
 def start_server(port: int, temp_dir: Path, log_path: Path, a) -> subprocess.Popen:
@@ -178,7 +197,7 @@ class Load:
                 "spread_after_first_minute": {"rss": spread([s["rss_mb"] for s in after]),
                                               "temp_mb": spread([s["temp"]["mb"] for s in after]),
                                               "temp_files": spread([s["temp"]["files"] for s in after])},
-                "samples": samples}
+                "drift_after_first_minute": drifts(samples), "samples": samples}
 
 
 def summary(answers: list[tuple[str, float, str]], elapsed: float) -> dict:
@@ -231,7 +250,7 @@ def main(argv=None):
     cv2.imwrite(str(layout), np.concatenate([img, np.full(img.shape[:2] + (1,), 255, np.uint8)], axis=2))
     value = {"background": handle_file(str(layout)), "layers": [], "composite": handle_file(str(layout))}
 
-    res = {"command": command_line(__file__, argv), "commit": git_commit(), "cpu": cpu_description(),
+    res = {"command": command_line(__file__, argv), "cpu": cpu_description(),
            "server": "python demo.py, its own process on 127.0.0.1; the clients in this one (gradio_client)",
            "settings": {"model": model, "steps": a.steps, "max_queue": a.max_queue, "time_limit_s": a.time_limit,
                         "file_lifetime_s": a.file_lifetime, "clients": a.clients}}

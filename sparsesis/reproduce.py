@@ -132,7 +132,7 @@ def describe(name: str, recipe: dict, places: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def ship(recipe: dict, stage: dict, places: dict[str, str]) -> Path:
+def ship_stage(recipe: dict, stage: dict, places: dict[str, str]) -> Path:
     """Copy the chosen weights to ``places["out"]`` with the config's inference settings and the recipe."""
     source = Path(_value(stage["from"], places))
     if not (source / MODEL_FILE).is_file():
@@ -155,7 +155,7 @@ def run_recipe(name: str, recipe: dict, places: dict[str, str], smoke: bool = Fa
     for st in recipe["stages"]:
         done = run / f".done_{name.replace('/', '_')}_{st['name']}"
         if st["name"] == "ship":
-            return ship(recipe, st, places)
+            return ship_stage(recipe, st, places)
         if done.is_file():
             log(f"{name}: {st['name']} done before")
             continue
@@ -212,7 +212,7 @@ def smoke(recipes: dict[str, dict], root: Path, log=print) -> dict[str, str]:
     return built
 
 
-def _shown(path: Path) -> str:
+def _as_typed(path: Path) -> str:
     """A path relative to the working folder where it lies under it (as a person would type it)."""
     try:
         return str(path.relative_to(Path.cwd()))
@@ -252,7 +252,7 @@ def main(argv=None) -> None:
         data = a.data or os.environ.get("SPARSESIS_DATA") or "data/labelmefacade"
         places = {"data": data, "run": str(Path(a.runs) / recipe.get("run", a.name)),
                   "out": a.out or str(Path(a.runs) / a.name / "model"),
-                  **{dep: _shown(CHECKPOINTS / dep) for dep in recipe.get("needs", [])}}
+                  **{dep: _as_typed(CHECKPOINTS / dep) for dep in recipe.get("needs", [])}}
         if a.dry_run:
             print(describe(a.name, recipe, places))
             return

@@ -89,7 +89,8 @@ def test_student_learns_two_teacher_steps_in_one():
 def test_distill_stages_resume_and_name_checkpoints(toy_root, tmp_path):
     tiny_teacher(toy_root, tmp_path / "teacher", steps=4)
     cfg = DistillConfig(teacher=str(tmp_path / "teacher" / "export"), run=str(tmp_path / "d"), data=str(toy_root),
-                        teacher_steps=8, final_steps=2, iters_per_stage=4, batch_size=2, save_every=2, threads=2)
+                        teacher_steps=8, final_steps=2, iters_per_stage=4, batch_size=2, save_every=2, threads=2,
+                        guidance=4.0, guide=None, cfg_scale=1.0)
     # stop inside the first stage: run a plan that ends after it, with fewer iterations, then resume
     distill(DistillConfig(**{**cfg.__dict__, "final_steps": 4, "iters_per_stage": 2}), progress=False)
     assert (student_dir(tmp_path / "d", 4) / "model.safetensors").is_file()
@@ -117,7 +118,8 @@ def test_distill_stages_resume_and_name_checkpoints(toy_root, tmp_path):
 def test_distill_resumes_mid_stage(toy_root, tmp_path):
     tiny_teacher(toy_root, tmp_path / "teacher")
     base = dict(teacher=str(tmp_path / "teacher" / "export"), run=str(tmp_path / "d"), data=str(toy_root),
-                teacher_steps=4, final_steps=2, batch_size=2, save_every=2, threads=2)
+                teacher_steps=4, final_steps=2, batch_size=2, save_every=2, threads=2, guidance=4.0, guide=None,
+                cfg_scale=1.0)
     import sparsesis.distill as D
 
     # simulate an interruption: a state file for stage 2 at iteration 2
@@ -185,7 +187,8 @@ def test_a_distillation_with_both_guidances_warm_started_from_a_student(toy_root
     from an earlier student, whose budget the new student's record carries."""
     teacher = tiny_teacher(toy_root, tmp_path / "teacher")
     common = dict(teacher=teacher, data=str(toy_root), teacher_steps=4, final_steps=2, batch_size=2, threads=2)
-    distill(DistillConfig(run=str(tmp_path / "a"), iters_per_stage=2, guide=teacher, **common), progress=False)
+    distill(DistillConfig(run=str(tmp_path / "a"), iters_per_stage=2, guide=teacher, cfg_scale=1.0, **common),
+            progress=False)
     first = Synthesizer.from_pretrained(student_dir(tmp_path / "a", 2))
     distill(DistillConfig(run=str(tmp_path / "b"), iters_per_stage=1, guide=teacher, cfg_scale=2.0,
                           student_init=str(student_dir(tmp_path / "a", 2)), **common), progress=False)
@@ -198,7 +201,8 @@ def test_a_distillation_with_both_guidances_warm_started_from_a_student(toy_root
     with pytest.raises(ValueError, match="cfg_scale 2 built in"):
         s(lay, seed=1, cfg_scale=3.0)
     with pytest.raises(ValueError, match="needs --guide"):
-        distill(DistillConfig(run=str(tmp_path / "c"), iters_per_stage=1, cfg_scale=2.0, **common), progress=False)
+        distill(DistillConfig(run=str(tmp_path / "c"), iters_per_stage=1, cfg_scale=2.0, guide=None, **common),
+                progress=False)
     with pytest.raises(ValueError, match="distilled 4-step student"):
         distill(DistillConfig(run=str(tmp_path / "d"), iters_per_stage=1, guide=teacher,
                               student_init=teacher, **{**common, "teacher_steps": 8}), progress=False)

@@ -134,7 +134,8 @@ def test_distillation_command_reports_teacher_ddim_and_students(toy_root, tmp_pa
 
     teacher = tiny_teacher(toy_root, tmp_path / "teacher")
     distill(DistillConfig(teacher=teacher, run=str(tmp_path / "d"), data=str(toy_root), teacher_steps=8,
-                          final_steps=2, iters_per_stage=1, batch_size=2, threads=2, guidance=2.5), progress=False)
+                          final_steps=2, iters_per_stage=1, batch_size=2, threads=2, guidance=2.5, guide=None,
+                          cfg_scale=1.0), progress=False)
     out = tmp_path / "distillation.json"
     main(["distillation", "--data", str(toy_root), "--checkpoint", teacher, "--teacher-steps", "8",
           "--students", str(tmp_path / "d"), "--ddim-steps", "2", "--repeats", "3", "--other-guidance", "1", "2.5",
@@ -203,7 +204,8 @@ def test_an_autoguided_students_teacher_rows_use_their_guide(toy_root, tmp_path)
     teacher = tiny_teacher(toy_root, tmp_path / "teacher")
     # guided by itself, autoguidance is the plain conditional model at every scale (classifier-free guidance is not)
     distill(DistillConfig(teacher=teacher, run=str(tmp_path / "d"), data=str(toy_root), teacher_steps=4,
-                          final_steps=2, iters_per_stage=1, batch_size=2, threads=2, guidance=3.0, guide=teacher),
+                          final_steps=2, iters_per_stage=1, batch_size=2, threads=2, guidance=3.0, guide=teacher,
+                          cfg_scale=1.0),
             progress=False)
     out = tmp_path / "distillation.json"
     main(["distillation", "--data", str(toy_root), "--checkpoint", teacher, "--teacher-steps", "4",

@@ -506,7 +506,7 @@ def test_the_selection_keeps_every_score_it_made_when_a_later_folder_fails(toy_r
     assert [r["noise_scale"] for r in rows] == [0.0, 1.0] and rows[0]["real"] != rows[1]["real"]
     assert "noise_scale" not in json.loads(out.read_text())["rows"][0]  # no noise planes, no noise scale
     # only a scored row ships, with the settings it was scored at as the folder's defaults
-    ship = benchmark_module("ship_upsampler")
+    from sparsesis import ship_upsampler as ship
     shipped = tmp_path / "shipped"
     ship.main(["--selection", str(out), "--folder", str(noisy), "--noise-scale", "0", "--out", str(shipped)])
     up = Upsampler.from_pretrained(shipped)

@@ -1,6 +1,7 @@
-r"""Ship an upsampler scored by ``select_upsampler.py``: its weights, and the inference settings it was scored at.
+r"""Ship an upsampler scored by ``benchmarks/select_upsampler.py``: its weights, and the inference settings it was
+scored at.
 
-    python benchmarks/ship_upsampler.py --selection results/upsampler_selection_continued.json \
+    python -m sparsesis.ship_upsampler --selection results/upsampler_selection_continued.json \
         --folder runs/up_fine2_from3750/snapshots/step_000500 --noise-scale 0 --back-projection 0 \
         --detail-scale 0.8 --out checkpoints/upsampler4x
 
@@ -9,14 +10,14 @@ upsampler was chosen on training photos. The folder's ``defaults`` take the row'
 scale and detail scale (what ``Upsampler`` then uses unless a call overrides them); ``record["chosen"]`` keeps the row's scores, the bicubic
 scores beside them and the selection file. The held-out figures come after, from ``python -m sparsesis.evaluate upsampler``.
 """
+from __future__ import annotations
+
 import argparse
 import json
 import sys
 from pathlib import Path
 
-import common  # noqa: F401  (the repository on sys.path)
-
-from sparsesis.checkpoint import CONFIG_FILE, MODEL_FILE, CheckpointError, copy_model_dir
+from .checkpoint import CONFIG_FILE, MODEL_FILE, CheckpointError, copy_model_dir
 
 
 def chosen_row(selection: dict, folder: str, noise_scale: float | None, back_projection: int | None,
@@ -40,7 +41,7 @@ def chosen_row(selection: dict, folder: str, noise_scale: float | None, back_pro
     return rows[0]
 
 
-def ship(selection: dict, selection_path: str, folder: str, out: str | Path, noise_scale: float | None = None,
+def ship_chosen_upsampler(selection: dict, selection_path: str, folder: str, out: str | Path, noise_scale: float | None = None,
          back_projection: int | None = None, detail_scale: float | None = None) -> dict:
     """Copy ``folder``'s weights to ``out`` with the row's settings as its defaults; -> the written config."""
     row = chosen_row(selection, folder, noise_scale, back_projection, detail_scale)
@@ -62,16 +63,17 @@ def ship(selection: dict, selection_path: str, folder: str, out: str | Path, noi
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m sparsesis.ship_upsampler", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--selection", required=True, help="a select_upsampler.py result")
     p.add_argument("--folder", required=True, help="the scored upsampler folder to ship")
     p.add_argument("--noise-scale", type=float, default=None, help="which of its rows: the noise scale scored")
     p.add_argument("--back-projection", type=int, default=None, help="which of its rows: the rounds scored")
     p.add_argument("--detail-scale", type=float, default=None, help="which of its rows: the detail scale scored")
-    p.add_argument("--out", default="checkpoints/upsampler4x")
+    p.add_argument("--out", required=True, help="the model folder to write (checkpoints/upsampler4x ships)")
     a = p.parse_args(argv)
     try:
-        cfg = ship(json.loads(Path(a.selection).read_text()), a.selection, a.folder, a.out, a.noise_scale,
+        cfg = ship_chosen_upsampler(json.loads(Path(a.selection).read_text()), a.selection, a.folder, a.out, a.noise_scale,
                    a.back_projection, a.detail_scale)
     except FileNotFoundError as err:
         sys.exit(f"error: {err.filename} not found")
