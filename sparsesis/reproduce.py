@@ -148,6 +148,44 @@ def ship_stage(recipe: dict, stage: dict, places: dict[str, str]) -> Path:
     return Path(places["out"])
 
 
+def run_in_subprocess(cmd: list[str]) -> str | None:
+    """Run a stage as its own process (a real training); -> None, or the last line it printed on failure."""
+    result = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+    if result.returncode:
+        return (result.stderr.strip().splitlines()[-1:] or ["(no message)"])[0]
+    return None
+
+
+def run_in_process(cmd: list[str]) -> str | None:
+    """Run a toy-size stage's module in this process, its output silenced (seconds instead of a fresh interpreter
+    each); -> None, or why it failed."""
+    import contextlib
+    import io
+    import runpy
+
+    module = cmd[2] if cmd[1] == "-m" else None
+    argv = cmd[3:] if module else cmd[2:]
+    import torch
+
+    saved, threads = sys.argv, torch.get_num_threads()
+    sys.argv = [module or cmd[1], *argv]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            if module:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+            else:
+                runpy.run_path(cmd[1], run_name="__main__")
+    except SystemExit as stop:
+        if stop.code not in (None, 0):
+            return str(stop.code)
+    except Exception as err:  # noqa: BLE001  (reported as the stage's failure, with its words)
+        return f"{type(err).__name__}: {err}"
+    finally:
+        sys.argv = saved
+        torch.set_num_threads(threads)  # a stage's --threads is its own
+    return None
+
+
 def run_recipe(name: str, recipe: dict, places: dict[str, str], smoke: bool = False, log=print) -> Path:
     """Run every stage not yet done; -> the output folder."""
     run = Path(places["run"])
@@ -166,10 +204,9 @@ def run_recipe(name: str, recipe: dict, places: dict[str, str], smoke: bool = Fa
         cmd = stage_command(st, places, smoke)
         log(f"{name}: {st['name']}: python " + " ".join(cmd[1:]))
         t0 = time.time()
-        result = subprocess.run(cmd, stdout=subprocess.DEVNULL if smoke else None, stderr=subprocess.PIPE, text=True)
-        if result.returncode:
-            tail = result.stderr.strip().splitlines()[-1:] or ["(no message)"]
-            raise RecipeError(f"{name}: stage {st['name']} failed ({tail[0]}); run the same command again after "
+        failed = run_in_process(cmd) if smoke else run_in_subprocess(cmd)
+        if failed:
+            raise RecipeError(f"{name}: stage {st['name']} failed ({failed}); run the same command again after "
                               "fixing it: finished stages are not repeated")
         done.write_text(json.dumps({"seconds": round(time.time() - t0, 1)}) + "\n")
     raise RecipeError(f"recipe {name!r} has no ship stage")

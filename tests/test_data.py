@@ -1,4 +1,5 @@
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -70,7 +71,7 @@ def test_crop_square_centre():
 @pytest.mark.data
 def test_labelmefacade_split_sizes(lmf_root):
     train, ev = split_stems(lmf_root, "train"), split_stems(lmf_root, "eval")
-    assert len(train) == 845 and len(ev) == 100 and not set(train) & set(ev)
+    assert len(train) == 845 and len(ev) == 98 and not set(train) & set(ev)  # 100 less the two near copies
 
 
 @pytest.mark.data
@@ -87,7 +88,7 @@ def test_every_labelmefacade_label_map_round_trips(lmf_root):
 def test_labelmefacade_loads_at_64(lmf_root):
     ps = load_split("eval", 64, lmf_root, progress=False)
     photos, ids = ps.centre_arrays()
-    assert photos.shape == (100, 64, 64, 3) and ids.shape == (100, 64, 64)
+    assert photos.shape == (98, 64, 64, 3) and ids.shape == (98, 64, 64)  # 100 less the two near copies
     assert ids.max() < 9  # full label maps have no UNKNOWN
 
 
@@ -166,3 +167,19 @@ def test_training_and_sampling_run_on_a_segnet_layout(segnet_root, tmp_path):
     layout = load_split("eval", 32, segnet_root, progress=False).centre(0)[1]
     img = synth(layout, steps=2, seed=0)
     assert img.shape == (32, 32, 3) and img.dtype == np.uint8
+
+
+def test_the_held_out_photos_that_nearly_copy_a_training_photo_are_the_ones_left_out(lmf_root):
+    from sparsesis.classes import builtin_dict
+    from sparsesis.data import crop_square, excluded, find_photo, near_copies, read_photo, resize_short_side
+
+    listed = builtin_dict("labelmefacade")["exclude"]["eval"]
+    assert excluded(lmf_root, "eval") == set(listed)
+    train = load_split("train", 64, lmf_root, progress=False).centre_arrays()[0]
+    kept = load_split("eval", 64, lmf_root, progress=False)
+    assert not set(listed) & set(kept.stems) and near_copies(kept.centre_arrays()[0], train) == []
+    left_out = []
+    for stem in listed:  # the rule finds each of them
+        photo = read_photo(find_photo(lmf_root, stem))
+        left_out.append(crop_square(resize_short_side(photo, np.zeros(photo.shape[:2], np.uint8), 64)[0], 64))
+    assert [i for i, _ in near_copies(np.stack(left_out), train)] == [0, 1]
