@@ -111,7 +111,7 @@ def train_adversarial(task: AdversarialTask, schedule: AdversarialSchedule, run:
     with loop, open(run / "log.jsonl", "a") as log:
         try:
             while loop.running():
-                t0 = time.time()
+                t0, c0 = time.time(), time.process_time()
                 scale_g = lr_scale(loop.step, schedule.steps, schedule.decay_from, schedule.warmup, schedule.d_first)
                 _set_lr(opt_g, schedule.lr_g * scale_g)
                 _set_lr(opt_d, schedule.lr_d * lr_scale(loop.step, schedule.steps, schedule.decay_from,
@@ -135,6 +135,7 @@ def train_adversarial(task: AdversarialTask, schedule: AdversarialSchedule, run:
                 task.after_step(loop.step)
                 count_images(record, schedule.precision, task.batch_size)
                 record["train_seconds"] += time.time() - t0
+                record["cpu_seconds"] = record.get("cpu_seconds", 0.0) + (time.process_time() - c0)
                 record["losses"] = logs
                 step = loop.advance(**{k: f"{v:.3f}" for k, v in logs.items()})
                 if step % 10 == 0:

@@ -70,6 +70,7 @@ def evaluate(generators: dict, pairs: PairSet, kinds: list[str], *, mask_seeds: 
             k_mean, k_std = kid(feats, real, subsets=kid_subsets)
             result["methods"][name][kind] = {
                 "fd": round(fd_from_features(feats, real), 3), "kid": round(k_mean, 5), "kid_std": round(k_std, 5),
+                **per_seed_spread(feats, real, len(layouts) // max(1, len(real)), kid_subsets),
                 "n": len(feats), "labelled_share": round(float((layouts != pairs.classset.unknown_id).mean()), 4),
                 "seconds_per_image": round(secs / max(1, len(images)), 4)}
             if seg_pred is not None:  # layout fidelity against the *full* held-out label maps
@@ -81,6 +82,20 @@ def evaluate(generators: dict, pairs: PairSet, kinds: list[str], *, mask_seeds: 
                 print(f"{name:>10} {kind:>14}: {net.metric} {result['methods'][name][kind]['fd']:.1f}  "
                       f"KID {k_mean:.4f}", file=sys.stderr, flush=True)
     return result
+
+
+def per_seed_spread(feats: np.ndarray, real: np.ndarray, seeds: int, kid_subsets: int = 100) -> dict:
+    """FD and KID of each mask seed's images on their own (``feats`` is seed-major, one image per real photo
+    and seed) and their sample standard deviation over seeds: the spread the table shows. Empty for one seed."""
+    from .metrics import fd_from_features, kid
+
+    if seeds < 2:
+        return {}
+    chunks = np.split(feats[: seeds * (len(feats) // seeds)], seeds)
+    fds = [fd_from_features(c, real) for c in chunks]
+    kids = [kid(c, real, subsets=kid_subsets)[0] for c in chunks]
+    return {"fd_per_seed": [round(v, 3) for v in fds], "fd_seed_std": round(float(np.std(fds, ddof=1)), 3),
+            "kid_per_seed": [round(v, 5) for v in kids], "kid_seed_std": round(float(np.std(kids, ddof=1)), 5)}
 
 
 def sparsity_curves(generators: dict, pairs: PairSet, *, shares, strokes, robustness, mask_seeds: int, net,

@@ -353,11 +353,12 @@ def train(cfg: TrainConfig) -> dict:
     loop.start()
     try:
         while loop.running():
-            t0 = time.time()
+            t0, c0 = time.time(), time.process_time()
             loss = train_step(run, net, next(batches), loop.step, autocast)
             loss = float(D.all_mean(loss, dist))  # the mean over the processes
             count_images(run.record, cfg.precision if device.type == "cpu" else "bf16", cfg.batch_size)
             run.record["train_seconds"] = float(run.record.get("train_seconds", 0.0)) + (time.time() - t0)
+            run.record["cpu_seconds"] = float(run.record.get("cpu_seconds", 0.0)) + (time.process_time() - c0)
             step = log.step_done(loop, loss, cfg.batch_size, run.record["images_seen"])
             save_and_preview(run, step, log.last, eval_pairs)
     finally:
