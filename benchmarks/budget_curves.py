@@ -22,44 +22,20 @@ on, and the curve outlives the run folder.
 """
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 
 # (importing common puts the repository on sys.path)
-from common import REPO, add_threads, command_line, set_threads, split_named  # noqa: E402
+from common import add_threads, command_line, set_threads, split_named  # noqa: E402
 
 from sparsesis.checkpoint import save_json_atomic  # noqa: E402
 from sparsesis.data import load_split  # noqa: E402
 from sparsesis.evaluate import evaluate  # noqa: E402
 from sparsesis.generators import ModelGenerator  # noqa: E402
 from sparsesis.loader import load  # noqa: E402
-
-
-def git_versions(folder: str) -> list[str]:
-    """Commits (oldest first) that added or changed ``folder/model.safetensors`` (not the one that removed it),
-    skipping reverted ones."""
-    out = subprocess.run(["git", "log", "--diff-filter=AM", "--format=%H %s", "--", f"{folder}/model.safetensors"],
-                         cwd=REPO, capture_output=True, text=True, check=True).stdout.splitlines()
-    commits, reverted = [], set()
-    for line in out:
-        sha, subject = line.split(" ", 1)
-        if subject.startswith('Revert "'):
-            reverted.add(subject[len('Revert "'):].rstrip('"'))
-            continue
-        if subject not in reverted:
-            commits.append(sha)
-    return commits[::-1]
-
-
-def extract(commit: str, folder: str, dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("model.safetensors", "config.json"):
-        blob = subprocess.run(["git", "show", f"{commit}:{folder}/{name}"], cwd=REPO, capture_output=True, check=True).stdout
-        (dest / name).write_bytes(blob)
-    return dest
+from sparsesis.provenance import extract, git_versions  # noqa: E402
 
 
 def point_key(method: str, row: dict) -> tuple:

@@ -48,38 +48,13 @@ def command_line(script, argv=None) -> str:
     return " ".join(["python", str(name), *(sys.argv[1:] if argv is None else argv)])
 
 
-def git_commit() -> str:
-    """HEAD's short hash."""
-    import subprocess
-
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                          text=True).stdout.strip() or "unknown"
-
-
-def git_dirty() -> list[str]:
-    """The tracked files that differ from HEAD (a result made there says which)."""
-    import subprocess
-
-    out = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=REPO, capture_output=True, text=True).stdout
-    return [line[3:] for line in out.splitlines() if line.strip()]
-
-
-def provenance(folders) -> dict:
-    """``{"commit", "models"}`` (and ``"uncommitted"``: the tracked files that differed from that commit, where
-    any did): where a result was made and the SHA-256 of the weights of every model folder it measured."""
-    from sparsesis.checkpoint import weights_sha256
-
-    out = {"commit": git_commit(), "models": {str(f): weights_sha256(f) for f in folders}}
-    dirty = git_dirty()
-    return {**out, "uncommitted": dirty} if dirty else out
-
-
 def write_result(path, result: dict, indent: int = 2, models=None) -> None:
     """Write ``result`` as JSON to ``path`` atomically (nothing when ``path`` is None) and print it. A result
     without a ``command`` (or ``commands``) gets the one that ran this process (a ``main(argv)`` called from
     elsewhere puts its own ``command_line(__file__, argv)`` in the result); ``models`` (folders) adds the commit
     and the weights' hashes (``provenance``)."""
     from sparsesis.checkpoint import save_json_atomic
+    from sparsesis.provenance import provenance
 
     if "command" not in result and "commands" not in result:  # (a result made in parts lists its commands)
         result = {**result, "command": command_line(sys.argv[0])}

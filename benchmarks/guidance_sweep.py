@@ -32,6 +32,7 @@ from sparsesis.data import load_split  # noqa: E402
 from sparsesis.evaluate import evaluate  # noqa: E402
 from sparsesis.generators import ModelGenerator  # noqa: E402
 from sparsesis.metrics import feature_network  # noqa: E402
+from sparsesis.provenance import model_folder  # noqa: E402
 from sparsesis.segmenter import Segmenter  # noqa: E402
 from sparsesis.synthesizer import Synthesizer  # noqa: E402
 
@@ -61,7 +62,8 @@ def named_folders(parser, flag: str, specs: list[str]) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="the teacher (an undistilled diffusion model folder)")
+    p.add_argument("--checkpoint", required=True, help="the teacher (an undistilled diffusion model folder, or "
+                   "COMMIT:FOLDER: the folder as that commit held it)")
     p.add_argument("--guide", action="append", default=[], metavar="NAME=FOLDER",
                    help="a weaker model of the same classes for autoguidance (repeatable)")
     p.add_argument("--steps", type=int, nargs="+", default=[8, 16])
@@ -83,8 +85,9 @@ def main(argv=None):
     for name, synth in students.items():
         if not synth.distilled:
             p.error(f"--student {student_folders[name]}: not a distilled student (use --checkpoint for a teacher)")
-    teacher = Synthesizer.from_pretrained(a.checkpoint, precision="fp32")
-    guides = {name: Synthesizer.from_pretrained(folder, precision="fp32") for name, folder in guide_folders.items()}
+    teacher = Synthesizer.from_pretrained(model_folder(a.checkpoint), precision="fp32")
+    guides = {name: Synthesizer.from_pretrained(model_folder(folder), precision="fp32")
+              for name, folder in guide_folders.items()}
     pairs = load_split(a.split, teacher.image_size, a.data, progress=False)
     net = feature_network("effnet-lite0")
     seg = Segmenter.from_pretrained(a.segmenter) if a.segmenter else None

@@ -205,13 +205,14 @@ def build_generator(spec: str, train_pairs: PairSet | None, steps: int | None, g
     """``trivial`` or ``NAME=checkpoint-folder`` (any generator ``sparsesis.loader.load`` reads)."""
     from .generators import MeanColourGenerator, ModelGenerator
     from .loader import load
+    from .provenance import model_folder
 
     if spec == "trivial":
         return "trivial", MeanColourGenerator.fit(train_pairs)
     if "=" not in spec:
         raise SystemExit(f"error: method {spec!r} must be 'trivial' or NAME=CHECKPOINT_FOLDER")
     name, path = spec.split("=", 1)
-    model = load(path, device=device)
+    model = load(model_folder(path), device=device)
     if not model.is_diffusion:  # a GAN: one pass, no steps or guidance to set
         steps = guidance = None
     return name, ModelGenerator(model, steps=steps, guidance=guidance, name=name)

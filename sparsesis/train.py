@@ -18,7 +18,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,10 @@ from .training import (EMA, PRECISIONS, TrainingLoop, config_from_args, config_p
                        mixed_precision, save_state, set_threads)
 from .unet import UNet, UNetConfig, count_parameters
 
+GRAD_CLIP = 1.0  # the gradient norm every step is clipped to
+PREVIEW_STEPS = 25  # DDIM steps of the preview grids
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     run: str = "runs/ours64"
@@ -49,8 +53,6 @@ class TrainConfig:
     decay_from: int | None = 21_000  # cosine-anneal the learning rate from this step ...
     decay_steps: int = 4000  # ... over this many steps ...
     lr_final: float = 1e-5  # ... down to this, then hold it
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
     ema_decay: float = 0.999
     layout_drop: float = 0.1  # classifier-free guidance training
     snr_gamma: float = 5.0
@@ -62,8 +64,7 @@ class TrainConfig:
     minutes: float | None = None  # ... or after this much wall time in this invocation
     save_every: int = 200
     snapshot_every: int | None = None  # keep the EMA weights every this many steps in <run>/snapshots
-    sample_every: int = 1000
-    sample_steps: int = 25
+    sample_every: int = 1000  # a preview grid (DDIM, PREVIEW_STEPS steps) every this many steps
     device: str = "auto"
     num_workers: int = 0
     threads: int | None = None
@@ -163,7 +164,7 @@ def new_run(cfg: TrainConfig, device: torch.device, dist: D.Dist, classset: Clas
     torch.manual_seed(cfg.seed)
     model = UNet(unet_cfg).to(device).to(memory_format=torch.channels_last)
     ema = EMA(model, cfg.ema_decay)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     record = {"images_seen": 0, "train_seconds": 0.0, "device": str(device), "world": dist.world}
     return Run(cfg, Path(cfg.run), device, dist, unet_cfg, classset, model, ema, opt, record)
 
@@ -257,8 +258,7 @@ def train_step(run: Run, net: torch.nn.Module, batch, step: int, autocast) -> to
         loss = diffusion_loss(lambda z, tt: net(z, tt, layout), x, t, noise, cfg.snr_gamma, cfg.snr_floor).mean()
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
-    if cfg.grad_clip:
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), GRAD_CLIP)
     run.opt.step()
     run.ema.update(run.model, step)
     return loss.detach()
@@ -309,7 +309,7 @@ def save_and_preview(run: Run, step: int, loss: float, eval_pairs) -> None:
     if cfg.snapshot_every and step % cfg.snapshot_every == 0 and dist.is_main:
         run.export(step, run.folder / "snapshots" / f"images_{run.record['images_seen']:07d}")
     if step % cfg.sample_every == 0 and dist.is_main:
-        sample_grid(run.ema.model, eval_pairs, run.classset, run.device, cfg.sample_steps,
+        sample_grid(run.ema.model, eval_pairs, run.classset, run.device, PREVIEW_STEPS,
                     run.folder / "samples" / f"step_{step:07d}.png")
 
 
@@ -406,12 +406,10 @@ def parse_args(argv=None) -> TrainConfig:
                              "snapshot_every": "also keep the EMA weights every this many steps in <run>/snapshots",
                              "init_from": "model folder to start from when the run has no state",
                              "precision": "CPU training precision (bf16 pays only where the CPU has native bf16)"})
-    p.add_argument("--hide-range", type=float, nargs=2, default=MaskConfig().hide_range, metavar=("LO", "HI"),
-                   help="share of each class's pixels the class-wise mask hides, drawn from this range")
     a = p.parse_args(argv)
     if a.decay_from is not None and (a.decay_from < 0 or a.decay_steps < 1 or not 0 <= a.lr_final <= a.lr):
         p.error("the anneal needs --decay-from >= 0, --decay-steps >= 1 and 0 <= --lr-final <= --lr")
-    return config_from_args(TrainConfig, a, mask=replace(MaskConfig(), hide_range=tuple(a.hide_range)))
+    return config_from_args(TrainConfig, a)
 
 
 def main(argv=None) -> None:
