@@ -47,7 +47,8 @@ import numpy as np  # noqa: E402
 from sparsesis.checkpoint import CheckpointError  # noqa: E402
 from sparsesis.classes import ClassSet, PaletteError  # noqa: E402
 from sparsesis.editing import layout_from_photo  # noqa: E402
-from sparsesis.layouts import LayoutError, canvas_to_ids, centre_square, resize_ids  # noqa: E402
+from sparsesis.interface import Generator  # noqa: E402
+from sparsesis.layouts import LayoutError, canvas_to_ids, resize_ids  # noqa: E402
 from sparsesis.loader import find_models, load  # noqa: E402
 from sparsesis.pipeline import UPSAMPLER_DIR, Pipeline  # noqa: E402
 from sparsesis.upsampler import Upsampler  # noqa: E402
@@ -267,7 +268,7 @@ def discover_models(root: Path = CHECKPOINTS) -> dict[str, Path]:
     return find_models(root, PREFERRED)
 
 
-def open_generator(folder: Path):
+def open_generator(folder: Path) -> Generator:
     """Any generator checkpoint, at ``precision="auto"``: bf16 where the CPU computes it natively and faster (the
     same look), fp32 elsewhere."""
     return load(folder, precision="auto")
@@ -286,7 +287,7 @@ class ModelPool:
                              f"Put checkpoints in {CHECKPOINTS}.")
         if name not in self.loaded:
             try:
-                model = on_model_thread(open_generator, self.models[name])
+                model: Generator = on_model_thread(open_generator, self.models[name])
                 up = self.upsampler if self.upsampler is not None and self.upsampler.classset == model.classset else None
                 pipe = Pipeline(model, up)
             except CheckpointError as err:
@@ -499,46 +500,43 @@ class Demo:
             pipe = self.pipeline(method)
             ids = self.read_layout(editor, pipe)
             guid, how = self.settings(pipe, guidance, upscale_choice)
-            kwargs = {"steps": steps, "guidance": guid}
+            look = None  # below strength 1 the picture takes the reference photo's look (SDEdit); at 1, plain
             if reference is not None and strength < 1.0:
-                if not pipe.generator.is_diffusion:
-                    raise user_error("A reference photo needs a diffusion model (a GAN has no noise level to start "
-                                     "from).")
-                ref = np.asarray(reference)[..., :3].astype(np.uint8)
-                kwargs.update(init=cv2.resize(centre_square(ref), (pipe.base_size,) * 2, interpolation=cv2.INTER_AREA),
-                              strength=strength)
+                look = (np.asarray(reference)[..., :3].astype(np.uint8), strength)
             keep = (keep_rest and last and last.get("method") == method and last.get("how") == how
-                    and n == 1 and "init" not in kwargs and last["image"].shape[0] == pipe.output_size)
-            return self.draw(pipe, ids, method, seed, guidance, how, n, show_steps, last if keep else None, kwargs)
+                    and n == 1 and look is None and last["image"].shape[0] == pipe.output_size)
+            return self.draw(pipe, ids, method, seed, guidance, how, n, show_steps, last if keep else None,
+                             {"steps": steps, "guidance": guid}, look)
 
-    def draw(self, pipe: Pipeline, ids, method, seed, guidance, how, n, show_steps, keep_from, kwargs) -> Generated:
-        """``generate``'s work, its inputs checked: ``n`` pictures of ``ids``, or one that keeps the rest of
-        ``keep_from`` (the last result's state)."""
-        small, large, _ = pipe.layouts(ids)
+    def draw(self, pipe: Pipeline, ids, method, seed, guidance, how, n, show_steps, keep_from, sampling,
+             look=None) -> Generated:
+        """``generate``'s work, its inputs checked: ``n`` pictures of ``ids`` (with the look of ``look``, a
+        reference photo and its strength, when given), or one that keeps the rest of ``keep_from`` (the last
+        result's state). ``sampling``: the generator's steps and guidance."""
         t0 = time.perf_counter()
         extra, traj = "", None
         try:
             if keep_from is not None:
-                images = on_model_thread(pipe.edit, ids, keep_from["image"], keep_from["ids"], seed=seed,
-                                         **kwargs)[None]
+                images = on_model_thread(pipe.edit, ids, keep_from["image"], keep_from["ids"], seed=seed, upscale=how,
+                                         **sampling)[None]
                 extra = " · kept the rest of the last picture"
             else:
-                batch = np.repeat(small, n, axis=0)
-                if show_steps and pipe.generator.is_diffusion:
-                    out, traj = on_model_thread(pipe.generator, batch, seed=seed, return_trajectory=True, **kwargs)
-                else:
-                    out = on_model_thread(pipe.generator, batch, seed=seed, **kwargs)
-                images = on_model_thread(pipe.upscale, out, np.repeat(large, n, axis=0), how, seed)
+                batch = np.repeat(ids[None], n, axis=0)
+                make, look_args = (pipe, ()) if look is None else (pipe.sdedit, look)
+                out = on_model_thread(make, batch, *look_args, seed=seed, upscale=how, return_trajectory=show_steps,
+                                      **sampling)
+                images, traj = out if show_steps else (out, None)
         except ValueError as err:
             raise user_error(str(err)) from err
         ms = 1000 * (time.perf_counter() - t0)
+        small, _, _ = pipe.layouts(ids)
         steps_view = [(upscale(x0[0], 128), f"step {i + 1}, t={t:.2f}")
                       for i, (t, x0) in enumerate(zip(traj.t, traj.x0))] if traj else []
         seen = cv2.resize(pipe.classset.ids_to_colors(small[0]), (128, 128), interpolation=cv2.INTER_NEAREST)
         shown = [upscale(im) for im in images]
         state = {"method": method, "how": how, "ids": ids, "image": images[0], "seed": seed, "images": list(images)}
         return Generated(image=shown[0], steps=steps_view, seen=seen,
-                         info=self.describe(pipe, method, kwargs["steps"], seed, guidance, how, small, ms, extra),
+                         info=self.describe(pipe, method, sampling["steps"], seed, guidance, how, small, ms, extra),
                          samples=[(im, f"seed {seed + i}") for i, im in enumerate(shown)],
                          marks=_as_editor_value(shown[0]), last=state)
 

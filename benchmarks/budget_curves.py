@@ -35,7 +35,7 @@ from sparsesis.data import load_split  # noqa: E402
 from sparsesis.evaluate import evaluate  # noqa: E402
 from sparsesis.generators import ModelGenerator  # noqa: E402
 from sparsesis.loader import load  # noqa: E402
-from sparsesis.provenance import extract, git_versions  # noqa: E402
+from sparsesis.provenance import extract_folder, git_versions  # noqa: E402
 
 
 def point_key(method: str, row: dict) -> tuple:
@@ -134,7 +134,7 @@ def main():
                 for i, commit in enumerate(git_versions(folder)):
                     if (folder, commit[:10]) in measured:  # a committed network does not change: its point stays
                         continue
-                    model = load(extract(commit, folder, Path(tmp) / f"{Path(folder).name}_{i}"), precision="bf16")
+                    model = load(extract_folder(commit, folder, Path(tmp) / f"{Path(folder).name}_{i}"), precision="bf16")
                     row = point(model, "ours", pairs, net, seg, a.steps, a.guidance,
                                 {"what": f"teacher, DDIM {a.steps} steps, guidance {a.guidance:g}",
                                  "commit": commit[:10], "folder": folder}, limit)

@@ -120,7 +120,7 @@ def reference_rows(synth, pairs, seg, strengths, n):
     layouts = np.stack([make_input("random_mask", fulls[i], synth.classset.unknown_id, seed=i) for i in range(n)])
     rows = []
     for s in strengths:
-        outs = np.stack([synth(layouts[i], seed=i, init=photos[(i + 1) % len(photos)], strength=s) for i in range(n)])
+        outs = np.stack([synth.sdedit(layouts[i], photos[(i + 1) % len(photos)], s, seed=i) for i in range(n)])
         refs = photos[[(i + 1) % len(photos) for i in range(n)]]
         rows.append({"strength": s, "miou": round(mean_iou(seg.predict(outs), fulls[:n], synth.classset.num_classes), 4),
                      "colour_distance_to_reference": round(float(np.mean([colour_distance(o, r) for o, r in zip(outs, refs)])), 4)})

@@ -10,7 +10,7 @@ downsampled to 64 and upscaled: ``real``; the 4-step student's images for their 
 upscaled at each level: ``generated``), the second is the reference. The score is the evaluation's patch FD
 (four 64x64 crops an image, FD-EffNetL0). ``--noise-scales`` scores a noise-input network at several noise
 scales (``Upsampler.noise_scale``), ``--detail-scales`` at several detail scales (``Upsampler.detail_scale``), one
-row each; ``psnr_back`` is how close each output's 4x area-downsample stays to its input (the evaluation's check that the upsampler adds detail and does not repaint). Rows are merged
+row each (through ``Upsampler.with_settings``); ``psnr_back`` is how close each output's 4x area-downsample stays to its input (the evaluation's check that the upsampler adds detail and does not repaint). Rows are merged
 into ``--out`` by folder, noise scale, back-projection rounds and detail scale
 (``commands`` lists every run), so snapshots can be added as a training goes on.
 """
@@ -77,17 +77,19 @@ def main(argv=None) -> None:
                        "generated": score(bicubic_up(inputs["generated_small"]))},
            "commands": old.get("commands", []) + [command_line(__file__, argv)]}
     for folder in a.folder:
-        up = Upsampler.from_pretrained(folder, precision=a.precision)
+        up = Upsampler.from_pretrained(folder, precision=a.precision, back_projection=a.back_projection)
         lay = inputs["layouts"]
-        levels = a.levels if up.default_level is not None else [None]  # without a level input: one row, "-"
-        bp = up.back_projection if a.back_projection is None else a.back_projection
+        levels = a.levels if up.level is not None else [None]  # without a level input: one row, "-"
+        real_level = 0.0 if up.level is not None else None  # photos reduced to 64 px are clean
+        bp = up.back_projection
         scales = [None]  # a network without noise planes: one row, without a noise scale
         if up.net.cfg.noise_input:
             scales = [up.noise_scale] if a.noise_scales is None else a.noise_scales
         for ns, ds in ((ns, ds) for ns in scales for ds in (a.detail_scales or [up.detail_scale])):
-            kw = dict(back_projection=bp, noise_scale=ns, detail_scale=ds)
-            real = up(inputs["real_small"], lay, 0.0, **kw)
-            generated = {"-" if lv is None else str(lv): up(inputs["generated_small"], lay, lv, **kw) for lv in levels}
+            at = up.with_settings(noise_scale=ns, detail_scale=ds)
+            real = at.with_settings(level=real_level)(inputs["real_small"], lay)
+            generated = {"-" if lv is None else str(lv): at.with_settings(level=lv)(inputs["generated_small"], lay)
+                         for lv in levels}
             row = {"real": score(real), "generated": {lv: score(im) for lv, im in generated.items()},
                    # how far the output's 4x area-downsample is from the input (dB): it adds detail, not a repaint
                    "psnr_back": {"real": psnr_back(real, inputs["real_small"]),

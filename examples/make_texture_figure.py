@@ -121,7 +121,7 @@ def main(argv=None):
             photo, _ = pairs.centre(i)
             small = cv2.resize(photo, (64, 64), interpolation=cv2.INTER_AREA)
             # a photo is clean: level 0 for upsamplers told how degraded their input is
-            outs = [bicubic_up(small, scale)] + [u(small, level=0.0 if u.default_level is not None else None, seed=0)
+            outs = [bicubic_up(small, scale)] + [(u.with_settings(level=0.0) if u.level is not None else u)(small, seed=0)
                                                  for _, u in ups]
             rows.append(crop_row(small, outs, photo, a.crop, a.tile))
             row_names.append(f"held-out photo {i}")

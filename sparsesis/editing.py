@@ -1,8 +1,8 @@
 """Editing helpers around the generator: where a layout changed, and a photo turned into a layout.
 
 The sampling side of editing (keeping a region, starting from a reference) lives in the samplers
-(``sparsesis.diffusion.Known``, ``start``) and is reached through ``Synthesizer`` (``reroll``, ``edit``,
-``init=``/``strength=``).
+(``sparsesis.diffusion.Known``, ``start``) and is reached through the generator interface
+(``sparsesis.interface.Generator``: ``inpaint``, ``reroll``, ``edit``, ``sdedit``) and ``Pipeline``.
 """
 from __future__ import annotations
 

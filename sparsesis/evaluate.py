@@ -307,12 +307,16 @@ def markdown_table(result: dict) -> str:
                 row += ["-", "-"] + (["-"] if has_miou else [])
                 continue
             fd, kd = f"{m['fd']:.1f}", f"{m['kid']:.3f}"
-            row += [f"**{fd}**" if m["fd"] == best[(k, "fd")] else fd, f"**{kd}**" if m["kid"] == best[(k, "kid")] else kd]
+            fd, kd = (f"**{fd}**" if m["fd"] == best[(k, "fd")] else fd, f"**{kd}**" if m["kid"] == best[(k, "kid")] else kd)
+            if "fd_seed_std" in m:  # the spread over mask seeds
+                fd, kd = f"{fd} ± {m['fd_seed_std']:.1f}", f"{kd} ± {m['kid_seed_std']:.3f}"
+            row += [fd, kd]
             row += [f"{m['miou']:.3f}" if "miou" in m else "-"] if has_miou else []
         lines.append("| " + " | ".join(row) + " |")
     real = result.get("segmenter_real_miou")
     notes = [f"{result['metric']} and KID against {result['n_real']} held-out photos; {result['mask_seeds']} mask "
-             "seed(s) per layout; lower is better. Parameters: the network that generates (a GAN's discriminator "
+             "seed(s) per layout, pooled (± the standard deviation of the seeds' own figures, where several); lower "
+             "is better. Parameters: the network that generates (a GAN's discriminator "
              "is training-only and not counted); train hours: wall-clock training time on the machine named in "
              "each checkpoint's record."]
     if real is not None:

@@ -63,8 +63,9 @@ def upsampler_inputs(pairs, generator, n: int | None = None, base_size: int = 64
 
 def input_levels(upsampler) -> dict:
     """The degradation level each input set is upscaled at: 0 for the clean downsampled photos (what the level
-    means), the model folder's default for generated images; None for upsamplers without a level input."""
-    return {"real": 0.0 if upsampler.default_level is not None else None, "generated": upsampler.default_level}
+    means), the upsampler's own (its folder's default) for generated images; None for upsamplers without a level
+    input."""
+    return {"real": 0.0 if upsampler.level is not None else None, "generated": upsampler.level}
 
 
 def upsampler_report(upsampler, generator, eval_pairs, train_pairs, net, segmenter=None, base_size: int = 64,
@@ -99,9 +100,9 @@ def upsampler_report(upsampler, generator, eval_pairs, train_pairs, net, segment
     # generated: the generator's images for the same masked layouts, what users see
     for name in ("real", "generated"):
         small = inputs[f"{name}_small"]
+        learned = upsampler.with_settings(level=levels[name])(small, inputs["layouts"])
         out[name] = {"bicubic": score(bicubic_up(small), small),
-                     "learned": {**score(upsampler(small, inputs["layouts"], levels[name]), small),
-                                 "level": levels[name]}}
+                     "learned": {**score(learned, small), "level": levels[name]}}
     train_photos, _ = train_pairs.centre_arrays()
     floor = train_photos[np.random.default_rng(seed).choice(len(train_photos), n, replace=False)]
     out["floor"] = {"patch_fd": round(fd_from_features(net(patches(floor, pos)), real_patch), 2),

@@ -1,7 +1,9 @@
-"""Things that turn a batch of layouts into images, behind one small interface for evaluation.
+"""The rows of an evaluation: a ``Generator`` (``sparsesis.interface``) held at fixed sampling settings, and the
+trivial baseline that is no model at all.
 
-``generate(layouts, seed) -> images``: ``layouts`` (B, H, W) int64 ids, ``images`` (B, H, W, 3) uint8;
-image ``i`` uses seed ``seed + i``. Each generator states its parameter count and training budget.
+The evaluation (``sparsesis.evaluate``) asks each row for ``generate(layouts, seed)``, ``layouts`` (B, H, W) int64
+ids -> (B, H, W, 3) uint8 with image ``i`` from seed ``seed + i`` (what a ``Generator`` call does, in chunks), and
+for ``info()``, its parameter count and training budget.
 """
 from __future__ import annotations
 
@@ -10,18 +12,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .data import PairSet
+from .interface import Generator
 
 
 @dataclass
 class ModelGenerator:
     """A loaded model (``sparsesis.loader.load``: diffusion model, student or GAN) at fixed sampling settings."""
 
-    synth: object
+    synth: Generator
     steps: int | None = None
     guidance: float | None = None
     batch_size: int = 16
     name: str = "ours"
-    options: dict = field(default_factory=dict)  # more sampler options (a diffusion model's guide, interval)
+    options: dict = field(default_factory=dict)  # the guidance options (a diffusion model's guide, interval)
 
     def generate(self, layouts: np.ndarray, seed: int) -> np.ndarray:
         out = []

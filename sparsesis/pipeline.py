@@ -4,6 +4,7 @@
     pipe = Pipeline.from_pretrained("checkpoints/ours64-student4")   # finds checkpoints/upsampler4x beside it
     photo = pipe(layout256, seed=0)                                    # (256, 256, 3) uint8
     small = pipe(layout256, seed=0, upscale=None)                      # the generator's own 64x64 image
+    look = pipe.sdedit(layout256, reference, strength=0.6, seed=0)     # a reference photo's look
     again = pipe.reroll(layout256, photo, region256, seed=1)           # a new draw inside the region only
 
 Layouts may come at the output size (256, as painted; area-downsampled for the generator, kept whole for the
@@ -17,7 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .layouts import LayoutError, downsample_ids, is_single, region_at, to_ids
+from .interface import Generator
+from .layouts import LayoutError, centre_square, downsample_ids, is_single, region_at, to_ids
 from .loader import load
 from .upsampler import Upsampler, bicubic_up
 
@@ -26,7 +28,7 @@ FOOTPRINT = 8  # pixels at the output size that a change at the generator's size
 
 
 class Pipeline:
-    def __init__(self, generator, upsampler: Upsampler | None = None):
+    def __init__(self, generator: Generator, upsampler: Upsampler | None = None):
         if upsampler is not None:
             upsampler.check_compatible(generator.classset)
         self.generator, self.upsampler = generator, upsampler
@@ -54,6 +56,9 @@ class Pipeline:
 
     def default_upscale(self) -> str:
         return "learned" if self.upsampler is not None else "bicubic"
+
+    def _how(self, upscale: str | None) -> str | None:
+        return self.default_upscale() if upscale == "default" else upscale
 
     def layouts(self, layout) -> tuple[np.ndarray, np.ndarray, bool]:
         """-> (ids at the generator's size (B, s, s), ids at the output size (B, 4s, 4s), one layout?)."""
@@ -84,22 +89,43 @@ class Pipeline:
             return self.upsampler(images, large_ids, seed=seed)
         raise ValueError(f"upscale must be 'learned', 'bicubic' or None, got {how!r}")
 
-    def __call__(self, layout, seed: int = 0, upscale: str | None = "default", **kwargs) -> np.ndarray:
-        """Images at the output size (``upscale=None``: at the generator's). ``kwargs`` go to the generator
-        (steps, guidance, init at the generator's size, strength, ...)."""
+    def __call__(self, layout, seed: int = 0, upscale: str | None = "default", return_trajectory: bool = False,
+                 **sampling):
+        """Images at the output size (``upscale=None``: at the generator's). ``sampling`` goes to the generator
+        (steps, guidance, guide, ...). With ``return_trajectory``: ``(images, the generator's trajectory at its own
+        size, None for a GAN)``."""
         small_ids, large_ids, single = self.layouts(layout)
-        how = self.default_upscale() if upscale == "default" else upscale
-        images = self.generator(small_ids, seed=seed, **kwargs)
-        out = self.upscale(images, large_ids, how, seed)
-        return out[0] if single else out
+        out = self.generator(small_ids[0] if single else small_ids, seed=seed, return_trajectory=return_trajectory,
+                             **sampling)
+        return self._upscaled(out, large_ids, single, upscale, seed, return_trajectory)
+
+    def sdedit(self, layout, init, strength: float, seed: int = 0, upscale: str | None = "default",
+               return_trajectory: bool = False, **sampling):
+        """The look of ``init`` under the layout (the generator's ``sdedit``): ``strength`` 0 keeps ``init``, 1 is
+        plain generation. ``init``: a photo (H, W, 3) uint8; one not at the generator's size has its centre square
+        area-resized to it."""
+        small_ids, large_ids, single = self.layouts(layout)
+        init = np.asarray(init)
+        if init.ndim == 3 and init.shape[:2] != (self.base_size,) * 2:
+            init = cv2.resize(centre_square(init), (self.base_size,) * 2, interpolation=cv2.INTER_AREA)
+        out = self.generator.sdedit(small_ids[0] if single else small_ids, init, strength, seed=seed,
+                                    return_trajectory=return_trajectory, **sampling)
+        return self._upscaled(out, large_ids, single, upscale, seed, return_trajectory)
+
+    def _upscaled(self, out, large_ids: np.ndarray, single: bool, upscale: str | None, seed: int,
+                  return_trajectory: bool):
+        """The generator's output (images, with their trajectory when asked) -> the same at the output size."""
+        images, traj = out if return_trajectory else (out, None)
+        images = self.upscale(images[None] if single else images, large_ids, self._how(upscale), seed)
+        images = images[0] if single else images
+        return (images, traj) if return_trajectory else images
 
     def reroll(self, layout, image: np.ndarray, region: np.ndarray, seed: int = 0, upscale: str | None = "default",
                **kwargs) -> np.ndarray:
         """Generate ``region`` (bool at the output size, True = anew) of ``image`` (an output of this pipeline)
-        again under ``seed``; pixels farther than ``FOOTPRINT`` from the region stay exactly as they were."""
-        if not self.generator.is_diffusion:
-            raise ValueError("regional reroll needs a diffusion model; a GAN has no sampler to hold a region in")
-        how = self.default_upscale() if upscale == "default" else upscale
+        again under ``seed``; pixels farther than ``FOOTPRINT`` from the region stay exactly as they were. ``kwargs``
+        go to the generator's ``reroll`` (steps, guidance, resample, ...)."""
+        how = self._how(upscale)
         small_ids, large_ids, single = self.layouts(layout)
         image, region = np.asarray(image), np.asarray(region).astype(bool)
         if not single or image.ndim != 3 or region.ndim != 2:

@@ -50,7 +50,7 @@ def git_versions(folder: str) -> list[str]:
     return commits[::-1]
 
 
-def extract(commit: str, folder: str, dest: Path) -> Path:
+def extract_folder(commit: str, folder: str, dest: Path) -> Path:
     """``folder``'s weights and config as ``commit`` held them, written into ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in (MODEL_FILE, CONFIG_FILE):
@@ -70,7 +70,7 @@ def model_folder(spec: str | Path) -> Path:
     cache = Path(os.environ.get("SPARSESIS_CACHE", Path.home() / ".cache" / "sparsesis"))
     dest = cache / "git" / m["commit"] / m["folder"]
     if not (dest / MODEL_FILE).is_file():
-        extract(m["commit"], m["folder"], dest)
+        extract_folder(m["commit"], m["folder"], dest)
     return dest
 
 

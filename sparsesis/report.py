@@ -50,9 +50,9 @@ class Measure(NamedTuple):
 
 def measure(entry: dict, metric: str) -> Measure:
     """FD or KID of one ``evaluate`` entry with its spread: the sample standard deviation of the per-mask-seed
-    figures where the file keeps them (``<metric>_per_mask_seed``), else KID's ``kid_std`` (over random
+    figures where the file keeps them (``<metric>_per_seed``), else KID's ``kid_std`` (over random
     subsets of the images), else none."""
-    per_seed = entry.get(f"{metric}_per_mask_seed")
+    per_seed = entry.get(f"{metric}_per_seed")
     if per_seed and len(per_seed) > 1:
         return Measure(entry[metric], statistics.stdev(per_seed), "seeds")
     if metric == "kid" and entry.get("kid_std") is not None:
@@ -73,6 +73,7 @@ def table_rows(results: dict[str, dict]) -> list[dict]:
     for label, name, key in ROWS:
         info = results[name]["info"][key]
         row = {"label": label.format(**info), "source": name, "info": info, "n_real": results[name]["n_real"],
+               "core_hours": core_hours(results.get(THROUGHPUT), key, info),
                "mask_seeds": results[name]["mask_seeds"], "real_miou": results[name].get("segmenter_real_miou")}
         for kind, _ in KINDS:
             entry = results[name]["methods"][key][kind]
@@ -95,13 +96,35 @@ def fmt(metric: str, m: Measure) -> str:
     return f"{m.value:.{digits}f}" + ("" if m.spread is None else f" ± {m.spread:.{digits}f}")
 
 
-def budget_cells(info: dict) -> list[str]:
-    p, images, hours = info.get("parameters"), info.get("images_seen"), info.get("train_hours")
+THROUGHPUT = "throughput.json"
+
+
+def core_hours(throughput: dict | None, key: str, info: dict) -> tuple[float | None, float | None]:
+    """(the row's generator, its whole run) in core-hours at each trainer's rate in ``throughput.json`` (one CPU,
+    one thread): images over images per core-second. A student adds its distillation to its teacher's images."""
+    if throughput is None or not info.get("images_seen"):
+        return None, None
+    stages = throughput["stages"]
+    rate = lambda stage: stages[stage]["images_per_core_second"] * 3600  # noqa: E731  (images per core-hour)
+    if key.startswith("ours-teacher"):
+        return info["images_seen"] / rate("ours64:train"), None
+    if key == "ours-student4":
+        distill = stages["ours64-student4:distill"]
+        teacher_images = info["images_seen"] - distill["budget_images"]
+        return teacher_images / rate("ours64:train") + distill["budget_images"] / rate("ours64-student4:distill"), None
+    if f"{key}64:train" in stages:  # a GAN: the chosen generator's images, then its run's
+        stage = f"{key}64:train"
+        return info["images_seen"] / rate(stage), info.get("run_images_seen", 0) / rate(stage) or None
+    return None, None
+
+
+def budget_cells(info: dict, hours: tuple[float | None, float | None]) -> list[str]:
+    p, images = info.get("parameters"), info.get("images_seen")
     cells = [f"{p / 1e6:.1f} M" if p else ("0" if p == 0 else "-"), f"{images:,}" if images else "-",
-             f"{hours:.2f}" if hours else "-"]
+             f"{hours[0]:.2f}" if hours[0] else "-"]
     if info.get("run_images_seen"):  # a GAN's generator chosen from a longer run: then the run's budget
         cells[1] += f" of {info['run_images_seen']:,}"
-        cells[2] += f" of {info['run_train_hours']:.2f}"
+        cells[2] += f" of {hours[1]:.2f}" if hours[1] else ""
     return cells
 
 
@@ -150,11 +173,11 @@ def render_table(results: dict[str, dict]) -> str:
             first, second = (rows[i][kind][metric] for i in ranked[:2])
             if leads(first, second):
                 bold.add((ranked[0], kind, metric))
-    lines = ["| method | parameters | images seen | CPU-hours | "
+    lines = ["| method | parameters | images seen | core-hours | "
              + " | ".join(f"{word} FD / KID / mIoU" for _, word in KINDS) + " |",
              "| --- " * (4 + len(KINDS)) + "|"]
     for i, r in enumerate(rows):
-        cells = [r["label"]] + budget_cells(r["info"])
+        cells = [r["label"]] + budget_cells(r["info"], r["core_hours"])
         for kind, _ in KINDS:
             parts = [fmt(m, r[kind][m]) for m in ("fd", "kid")]
             parts = [f"**{p}**" if (i, kind, m) in bold else p for p, m in zip(parts, ("fd", "kid"))]

@@ -49,10 +49,10 @@ def gan_config(method, classset, record: dict) -> dict:
 
 def upsampler_config(net, classset, record: dict, train=None) -> dict:
     """The config of an upsampler folder. ``net`` an ``UpsamplerNet``; ``train`` (optional) its
-    ``UpsamplerTrainConfig``, whose ``default_level`` a level-input network's folder keeps as ``defaults.level``."""
+    ``UpsamplerTrainConfig``. A level-input network's folder gets ``defaults.level`` (``DEFAULT_UPSAMPLER_LEVEL``)."""
     cfg = {"kind": UPSAMPLER_KIND, "model": net.cfg.to_dict(), "classes": classset.to_dict(), "record": record}
     if net.cfg.level_input:
-        cfg["defaults"] = {"level": train.default_level if train is not None else DEFAULT_UPSAMPLER_LEVEL}
+        cfg["defaults"] = {"level": DEFAULT_UPSAMPLER_LEVEL}
     if train is not None:
         cfg["training"] = json.loads(json.dumps(asdict(train)))
     return cfg

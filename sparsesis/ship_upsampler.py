@@ -7,8 +7,8 @@ scored at.
 
 Only a (folder, noise scale, back-projection, detail scale) row of the selection can ship, so every shipped
 upsampler was chosen on training photos. The folder's ``defaults`` take the row's back-projection rounds, noise
-scale and detail scale (what ``Upsampler`` then uses unless a call overrides them); ``record["chosen"]`` keeps the row's scores, the bicubic
-scores beside them and the selection file. The held-out figures come after, from ``python -m sparsesis.evaluate upsampler``.
+scale and detail scale (what ``Upsampler`` then uses unless ``from_pretrained`` or ``with_settings`` name others);
+``record["chosen"]`` keeps the row's scores, the bicubic scores beside them and the selection file. The held-out figures come after, from ``python -m sparsesis.evaluate upsampler``.
 """
 from __future__ import annotations
 

@@ -2,13 +2,14 @@
 
     from sparsesis import Synthesizer
     synth = Synthesizer.from_pretrained("checkpoints/ours64-student4")
-    image = synth(layout, steps=4, seed=0)  # (64, 64, 3) uint8
+    image = synth(layout, steps=4, seed=0)                      # (64, 64, 3) uint8
+    look = synth.sdedit(layout, photo64, strength=0.6, seed=0)  # a reference photo's look
+    again = synth.reroll(layout, image, region, seed=1)         # a new draw inside the region only
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -33,7 +34,23 @@ class Trajectory:
 
 
 class Synthesizer:
-    """A diffusion model or a distilled student (the ``Generator`` interface, ``sparsesis.interface``)."""
+    """A diffusion model or a distilled student (the ``Generator`` interface, ``sparsesis.interface``).
+
+    Three entries, as diffusers splits text-to-image, img2img and inpainting: ``__call__`` (plain generation),
+    ``sdedit`` (the look of a reference image) and ``inpaint`` (keep a region exactly; ``reroll`` and ``edit``
+    build on it). Each takes ``steps``, ``seed``, ``guidance`` and the same guidance options:
+
+    Guidance at scale ``guidance``: ``guide=None`` takes the folder's default (``sampling.guide``, a model folder
+    path relative to this one) or, without one, classifier-free guidance; ``guide="cfg"`` forces classifier-free
+    guidance (against the all-UNKNOWN layout); a ``Synthesizer`` (or a folder path) is *autoguidance*: a weaker
+    model of the same classes, conditioned on the same layout. ``interval=(lo, hi)`` applies the guidance only at
+    times ``lo <= t <= hi`` (default: the folder's ``sampling.interval`` or always). Either way one pass of each
+    network per step. ``cfg_scale`` (with autoguidance; default the folder's ``sampling.cfg_scale`` or 1, none)
+    adds classifier-free guidance on top, for a picture that follows the strokes more closely:
+    ``v_c + (guidance - 1)(v_c - v_guide) + (cfg_scale - 1)(v_c - v_u)``; the folder's default does not apply at
+    ``guidance=1`` (the plain model) or with ``guide="cfg"``. ``sampler``: ``"ddim"`` or ``"ddpm"`` (default: the
+    folder's ``sampling.sampler``).
+    """
 
     is_diffusion = True
 
@@ -67,94 +84,65 @@ class Synthesizer:
         synth.folder = Path(path)
         return synth
 
-    def layout_ids(self, layout, snap_colors: bool = False) -> np.ndarray:
-        return to_ids(layout, self.classset, self.image_size, snap_colors)
+    def layout_ids(self, layout) -> np.ndarray:
+        return to_ids(layout, self.classset, self.image_size)
 
     @torch.no_grad()
     def __call__(self, layout, steps: int | None = None, seed: int = 0, guidance: float | None = None,
-                 sampler: str | None = None, callback: Callable[[Step], None] | None = None,
-                 return_trajectory: bool = False, snap_colors: bool = False, init=None, strength: float = 1.0,
-                 keep=None, region=None, resample: int = 1, guide: "Synthesizer | str | None" = None,
-                 interval: tuple[float, float] | None = None, cfg_scale: float | None = None):
+                 return_trajectory: bool = False, **sampling):
         """Generate RGB uint8 images: ``(H, W, 3)`` for one layout, ``(B, H, W, 3)`` for a batch.
 
-        Image ``i`` of a batch uses seed ``seed + i``, so it does not depend on the batch size.
-        With ``return_trajectory`` also returns a ``Trajectory`` of every step.
+        Image ``i`` of a batch uses seed ``seed + i``, so it does not depend on the batch size. With
+        ``return_trajectory`` also returns a ``Trajectory`` of every step. ``sampling``: the guidance options
+        (``guide``, ``interval``, ``cfg_scale``, ``sampler``; the class docstring). See also ``sdedit``,
+        ``inpaint``, ``reroll`` and ``edit``."""
+        single, ids = is_single(layout), self.layout_ids(layout)
+        steps = self._steps(steps)
+        x, traj = self._sample(ids, self._noise(len(ids), seed), steps, seed, guidance, return_trajectory, **sampling)
+        return self._images_out(x, traj, single, return_trajectory)
 
-        ``init`` (an image, uint8, at the model's size) with ``strength`` in [0, 1]: start from ``init`` noised to
-        time ``strength`` (SDEdit): 0 returns ``init``, 1 is plain generation; between, the look of ``init``
-        under the layout. ``keep`` (an image) with ``region`` (bool (H, W), True = generate anew; any multiple
-        of the model's size): only the region is generated, the rest of ``keep`` stays exactly (RePaint,
-        ``resample`` jumps back per step to settle the seam). See also ``reroll`` and ``edit``.
-
-        Guidance at scale ``guidance``: ``guide=None`` takes the folder's default (``sampling.guide``, a model
-        folder path relative to this one) or, without one, classifier-free guidance; ``guide="cfg"`` forces
-        classifier-free guidance (against the all-UNKNOWN layout); a ``Synthesizer`` (or a folder path) is
-        *autoguidance*: a weaker model of the same classes, conditioned on the same layout. ``interval=(lo, hi)``
-        applies the guidance only at times ``lo <= t <= hi`` (default: the folder's ``sampling.interval`` or
-        always). Either way one pass of each network per step. ``cfg_scale`` (with autoguidance; default the
-        folder's ``sampling.cfg_scale`` or 1, none) adds classifier-free guidance on top, for a picture that
-        follows the strokes more closely: ``v_c + (guidance - 1)(v_c - v_guide) + (cfg_scale - 1)(v_c - v_u)``;
-        the folder's default does not apply at ``guidance=1`` (the plain model) or with ``guide="cfg"``.
-        """
-        single = is_single(layout)
-        ids = self.layout_ids(layout, snap_colors)
-        steps = self.default_steps if steps is None else steps
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-        guidance = self._guidance(guidance)
-        cfg_scale = self._cfg_scale(cfg_scale)
-        sampler = sampler or self.default_sampler
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+    @torch.no_grad()
+    def sdedit(self, layout, init, strength: float, steps: int | None = None, seed: int = 0,
+               guidance: float | None = None, return_trajectory: bool = False, **sampling):
+        """The look of ``init`` under the layout (SDEdit, Meng et al. 2022): start from ``init`` (uint8 ``(H, W, 3)``,
+        or one per layout, at the model's size) noised to time ``strength`` in [0, 1] and run the last
+        ``ceil(steps * strength)`` of ``steps`` steps. 0 returns ``init``, 1 is plain generation (``__call__``)."""
         strength = float(strength)
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
-        b, s = ids.shape[0], self.image_size
-        noise = torch.stack([torch.randn(3, s, s, generator=torch.Generator().manual_seed(int(seed) + i))
-                             for i in range(b)]).to(self.device)
-        eps, start, n_steps = noise, 1.0, int(steps)
-        if init is not None and strength < 1.0:
-            x_init = self._images_in(init, b, "init")
-            if strength == 0.0:
-                images = tensor_to_photo(x_init)
-                images = images[0] if single else images
-                return (images, Trajectory([], [], [])) if return_trajectory else images
-            start, n_steps = strength, max(1, int(np.ceil(steps * strength)))
-            noise = q_sample(x_init, torch.full((b,), strength, device=self.device), noise)
-        known = None
-        if keep is not None or region is not None:
-            if keep is None or region is None:
-                raise ValueError("keep (the image to keep) and region (where to generate anew) go together")
-            mask = torch.from_numpy(~region_at(region, self.image_size, b)).to(self.device, torch.float32)[:, None]
-            known = Known(self._images_in(keep, b, "keep"), mask, eps)
-        lay = torch.from_numpy(ids).to(self.device)
-        cond = one_hot(lay, self.classset.num_channels).contiguous(memory_format=torch.channels_last)
-        model_fn = self._model_fn(cond, lay, guidance, guide, interval, cfg_scale)
-        traj = Trajectory([], [], []) if return_trajectory else None
+        single, ids = is_single(layout), self.layout_ids(layout)
+        steps, b = self._steps(steps), len(ids)
+        x_init = self._images_in(init, b, "init")
+        if strength == 0.0:
+            return self._images_out(x_init, Trajectory([], [], []) if return_trajectory else None, single,
+                                    return_trajectory)
+        z = self._noise(b, seed)
+        if strength < 1.0:
+            z = q_sample(x_init, torch.full((b,), strength, device=self.device), z)
+        x, traj = self._sample(ids, z, max(1, int(np.ceil(steps * strength))), seed, guidance, return_trajectory,
+                               start=strength, **sampling)
+        return self._images_out(x, traj, single, return_trajectory)
 
-        def report(st: Step):
-            if traj is not None:
-                traj.t.append(st.t)
-                traj.z.append(tensor_to_photo(st.z))
-                traj.x0.append(tensor_to_photo(st.x0))
-            if callback is not None:
-                callback(st)
-
-        # the jumps back (RePaint) and DDPM draw fresh noise from their own seeded stream
-        gen = torch.Generator().manual_seed(int(seed) + 7919)
-        x = SAMPLERS[sampler](model_fn, noise, n_steps, callback=report, generator=gen, known=known,
-                              resample=int(resample) if known is not None else 0, start=start)
-        images = tensor_to_photo(x)
-        if single:
-            images = images[0]
-            if traj is not None:
-                traj = Trajectory(traj.t, [z[0] for z in traj.z], [x0[0] for x0 in traj.x0])
-        return (images, traj) if return_trajectory else images
+    @torch.no_grad()
+    def inpaint(self, layout, known_image, keep_mask, steps: int | None = None, seed: int = 0,
+                guidance: float | None = None, resample: int = 1, **sampling):
+        """Keep ``known_image`` (uint8 ``(H, W, 3)``, or one per layout, at the model's size) exactly where
+        ``keep_mask`` is True and generate the rest to fit it (RePaint, Lugmayr et al. 2022; ``resample`` jumps back
+        per step to settle the seam). ``keep_mask``: bool ``(H, W)`` or ``(B, H, W)`` at any multiple of the model's
+        size; a model pixel is kept only where its whole cell is."""
+        single, ids = is_single(layout), self.layout_ids(layout)
+        steps, b = self._steps(steps), len(ids)
+        noise = self._noise(b, seed)
+        anew = region_at(~np.asarray(keep_mask).astype(bool), self.image_size, b)
+        keep = torch.from_numpy(~anew).to(self.device, torch.float32)[:, None]  # (B, 1, S, S), 1 = keep
+        known = Known(self._images_in(known_image, b, "known_image"), keep, noise)
+        x, _ = self._sample(ids, noise, steps, seed, guidance, False, known=known, resample=int(resample), **sampling)
+        return self._images_out(x, None, single, False)
 
     def reroll(self, layout, image, region, seed: int = 0, **kwargs):
-        """Generate ``region`` (bool (H, W), True = anew) of ``image`` again under ``seed``, keeping the rest exactly."""
-        return self(layout, seed=seed, keep=image, region=region, **kwargs)
+        """Generate ``region`` (bool (H, W), True = anew) of ``image`` again under ``seed``, keeping the rest exactly
+        (``inpaint``; ``kwargs``: its keywords)."""
+        return self.inpaint(layout, image, ~np.asarray(region).astype(bool), seed=seed, **kwargs)
 
     def edit(self, layout, previous_image, previous_layout, seed: int = 0, radius: int | None = None, **kwargs):
         """Keep the rest: regenerate only a neighbourhood (``radius`` pixels at the model's size; default 1/8 of
@@ -166,6 +154,54 @@ class Synthesizer:
         if not region.any():
             return np.asarray(previous_image).copy()
         return self.reroll(layout, previous_image, region if ids.shape[0] > 1 else region[0], seed, **kwargs)
+
+    def _steps(self, steps) -> int:
+        steps = self.default_steps if steps is None else steps
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        return int(steps)
+
+    def _noise(self, b: int, seed: int) -> torch.Tensor:
+        """``(b, 3, S, S)``: image ``i``'s noise from seed ``seed + i``, whatever the batch."""
+        s = self.image_size
+        return torch.stack([torch.randn(3, s, s, generator=torch.Generator().manual_seed(int(seed) + i))
+                            for i in range(b)]).to(self.device)
+
+    def _sample(self, ids: np.ndarray, z: torch.Tensor, steps: int, seed: int, guidance: float | None,
+                return_trajectory: bool, start: float = 1.0, known: Known | None = None, resample: int = 0,
+                guide: "Synthesizer | str | None" = None, interval: tuple[float, float] | None = None,
+                cfg_scale: float | None = None, sampler: str | None = None) -> tuple[torch.Tensor, Trajectory | None]:
+        """The guided sampler from ``z`` (B, 3, S, S) at time ``start`` over ``steps`` steps for the layouts ``ids``
+        (B, S, S), ``known`` held (RePaint) -> (the image (B, 3, S, S) in [-1, 1], its ``Trajectory`` or None)."""
+        guidance, cfg_scale = self._guidance(guidance), self._cfg_scale(cfg_scale)
+        sampler = sampler or self.default_sampler
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+        lay = torch.from_numpy(ids).to(self.device)
+        cond = one_hot(lay, self.classset.num_channels).contiguous(memory_format=torch.channels_last)
+        model_fn = self._model_fn(cond, lay, guidance, guide, interval, cfg_scale)
+        traj = Trajectory([], [], []) if return_trajectory else None
+
+        def report(st: Step):
+            traj.t.append(st.t)
+            traj.z.append(tensor_to_photo(st.z))
+            traj.x0.append(tensor_to_photo(st.x0))
+
+        # the jumps back (RePaint) and DDPM draw fresh noise from their own seeded stream
+        gen = torch.Generator().manual_seed(int(seed) + 7919)
+        x = SAMPLERS[sampler](model_fn, z, steps, callback=report if traj is not None else None, generator=gen,
+                              known=known, resample=resample, start=start)
+        return x, traj
+
+    @staticmethod
+    def _images_out(x: torch.Tensor, traj: Trajectory | None, single: bool, return_trajectory: bool):
+        """``x`` (B, 3, S, S) -> uint8 images, one layout's unbatched (its trajectory too)."""
+        images = tensor_to_photo(x)
+        if single:
+            images = images[0]
+            if traj is not None:
+                traj = Trajectory(traj.t, [z[0] for z in traj.z], [x0[0] for x0 in traj.x0])
+        return (images, traj) if return_trajectory else images
 
     def _images_in(self, images, b: int, name: str) -> torch.Tensor:
         """uint8 ``(H, W, 3)`` or ``(b, H, W, 3)`` at the model's size -> ``(b, 3, H, W)`` in [-1, 1]."""

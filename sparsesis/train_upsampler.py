@@ -2,21 +2,20 @@
 
     python -m sparsesis.train_upsampler --run-dir runs/upsampler4x --threads 1 --minutes 120
 
-Each step takes random 128x128 crops of the 256-px training photos (random square crop, flip), makes the
-32x32 input the way the base model's images differ from clean downsampled photos (area-downsampled, then a
-random blur, Gaussian noise and a small colour shift; ``degrade``), and the layout at 128 under class-wise
-random masks (sometimes all UNKNOWN). With ``--level-input`` each input is degraded to a drawn level instead
-and the network is told it (``degrade_to_level``; CDM's noise-conditioning augmentation); ``--noise-input`` adds
-noise planes that draw the fine texture per seed.
+The defaults are the shipped upsampler's adversarial stage (``checkpoints/upsampler4x/config.json``'s recipe;
+its first stage trains the pixel losses alone from a network without fine blocks, then this stage continues it
+with ``--init-from``). Each step takes random 128x128 crops of the 256-px training photos (random square crop,
+flip), makes the 32x32 input the way the base model's images differ from clean downsampled photos
+(area-downsampled, then a random blur, Gaussian noise and a small colour shift; ``degrade``), and the layout at 128
+under class-wise random masks (sometimes all UNKNOWN). A noise plane at 2x and 4x draws the fine texture per seed.
 
 Losses: L1 to the real crop (``--l1-weight``; ``--lowpass-weight`` puts L1 on 2x2 means instead, leaving the
-finest octave to the discriminator), and from ``adv_from`` on an adversarial loss with feature matching: a
-layout-conditioned PatchGAN with hinge loss (pix2pixHD; ``--disc patch``) or OASIS's per-pixel segmentation
-discriminator (``--disc segmentation``), either behind DiffAugment (``--diffaug``), optionally with R1 on real
-crops (``--r1-weight``; the runs and what each gave: ``results/README.md``). No ImageNet network is used
-in any loss (the metric's network least of all). Batches are a pure function of (seed, step), so a resumed run
-continues exactly; ``<run>/export`` holds the EMA generator as a model folder, ``<run>/snapshots/step_<n>`` one
-every ``--snapshot-every`` steps.
+finest octave to the discriminator), and from ``--adv-from`` on an adversarial loss with feature matching against
+OASIS's per-pixel segmentation discriminator behind DiffAugment (the other discriminators and regularisers tried,
+and what each gave: ``results/history/EXPERIMENTS.md`` and git). No ImageNet network is used in any loss (the
+metric's network least of all). Batches are a pure function of (seed, step), so a resumed run continues exactly;
+``<run>/export`` holds the EMA generator as a model folder (the discriminator beside it, so a run started from it
+with ``--init-from`` goes on against it), ``<run>/snapshots/step_<n>`` one every ``--snapshot-every`` steps.
 """
 from __future__ import annotations
 
@@ -35,13 +34,21 @@ from .adversarial import AdversarialSchedule, train_adversarial
 from .checkpoint import STATE_FILE, save_discriminator, save_model_dir
 from .classes import one_hot
 from .data import load_split
-from .gan import (IGNORE, SegmentationDiscriminator, balanced_ce, diff_augment, feature_matching, hinge_d, hinge_g,
-                  unlabelled_to_ignore)
+from .gan import IGNORE, SegmentationDiscriminator, balanced_ce, diff_augment, feature_matching, unlabelled_to_ignore
 from .masking import MaskConfig, class_wise_random
-from .schema import DEFAULT_UPSAMPLER_LEVEL, UPSAMPLER_KIND, upsampler_config
+from .schema import UPSAMPLER_KIND, upsampler_config
 from .training import EMA, PRECISIONS, check_precision, config_from_args, config_parser, set_threads
 from .unet import count_parameters
 from .upsampler import UpsamplerConfig, UpsamplerNet, area_down
+
+# What every shipped upsampler was trained with (the runs that varied them: results/history/EXPERIMENTS.md)
+LAYOUT_DROP = 0.2  # share of examples with an all-UNKNOWN layout, so the network also upscales without one
+BLUR_MAX = 0.8  # the degradation: Gaussian blur sigma up to this (pixels at the input size) ...
+NOISE_MAX = 6.0  # ... and Gaussian noise std up to this (0-255)
+NOISE_INPUT = True  # a noise plane at 2x and 4x (StyleGAN's noise inputs): fine texture drawn per seed
+DISC_CHANNELS = 16  # the segmentation discriminator's width
+DIFFAUG = True  # DiffAugment (colour, translation) on everything the discriminator sees
+DISC_KIND = "segmentation"  # the kind written beside an export's discriminator; a run restores only this kind
 
 
 @dataclass(frozen=True)
@@ -64,34 +71,7 @@ class UpsamplerTrainConfig:
     l1_weight: float = 0.1
     lowpass_weight: float = 1.0
     ema_decay: float = 0.9995
-    layout_drop: float = 0.2  # share of examples with an all-UNKNOWN layout
-    blur_max: float = 0.8  # the degradation: Gaussian blur sigma up to this (pixels at the input size) ...
-    noise_max: float = 6.0  # ... and Gaussian noise std up to this (0-255)
-    # level input (CDM): each input is degraded to a drawn level in [0, 1] (0 with probability clean_share) and
-    # the network is told the level, so clean photos and a generator's images each get the detail they need
-    level_input: bool = False
-    clean_share: float = 0.25
-    # without a level input: the share of inputs left undegraded (the area-downsampled crop itself, as a photo
-    # reduced to 64 px is), so the network learns to add detail to clean inputs rather than undo a degradation
-    clean_inputs: float = 0.0
-    default_level: float = DEFAULT_UPSAMPLER_LEVEL  # written to the model folder: the level for a generator's images
-    noise_input: bool = True  # a noise plane at 2x and 4x (texture per seed)
-    # the discriminator: "patch" (a layout-conditioned PatchGAN with hinge loss) or "segmentation" (OASIS: per
-    # pixel, the photo's full label map or "fake", class-balanced cross-entropy)
-    disc: str = "segmentation"
-    disc_channels: int = 16  # the segmentation discriminator's width
-    diffaug: bool = True  # DiffAugment (colour, translation) on everything the discriminator sees
-    # R1 (Mescheder et al. 2018): the squared gradient of the discriminator's verdict on real crops with respect to
-    # their pixels, weighted by r1_weight, computed every r1_every steps and scaled by it (StyleGAN2's lazy form)
-    r1_weight: float = 0.0
-    r1_every: int = 4
     init_from: str | None = None  # an upsampler folder to start from when the run has no state (same width)
-    decay_from: int | None = None  # the learning rates fall linearly to 0 from this step to `steps`
-    warmup: int = 0  # the learning rates rise linearly from 0 over this run's first steps (a fresh optimizer's
-    # first Adam steps are its largest: a run started from a trained network drifts away from it without this)
-    # the generator holds still for this run's first steps while the discriminator learns its output (a fresh or
-    # wider discriminator against a trained generator); its warmup starts after them
-    d_first: int = 0
     precision: str = "fp32"  # "bf16": autocast forward passes
     seed: int = 0
     steps: int = 4250
@@ -101,8 +81,8 @@ class UpsamplerTrainConfig:
     threads: int | None = None
 
 
-def degrade(photo_small: np.ndarray, rng: np.random.Generator, blur_max: float = 0.8,
-            noise_max: float = 6.0) -> np.ndarray:
+def degrade(photo_small: np.ndarray, rng: np.random.Generator, blur_max: float = BLUR_MAX,
+            noise_max: float = NOISE_MAX) -> np.ndarray:
     """What the base model's 64-px images do that a clean downsampled photo does not: a little softness,
     grain and colour error. ``(h, w, 3)`` uint8 -> same."""
     x = photo_small.astype(np.float32)
@@ -114,25 +94,13 @@ def degrade(photo_small: np.ndarray, rng: np.random.Generator, blur_max: float =
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
-def degrade_to_level(photo_small: np.ndarray, rng: np.random.Generator, level: float, blur_max: float = 0.8,
-                     noise_max: float = 6.0) -> np.ndarray:
-    """``degrade`` at a known strength: blur sigma ``level * blur_max``, noise std ``level * noise_max``, a colour
-    gain and offset of random sign up to ``level`` times ``degrade``'s range. Level 0 returns the input."""
-    x = photo_small.astype(np.float32)
-    if level * blur_max > 0.2:
-        x = cv2.GaussianBlur(x, (0, 0), level * blur_max)
-    x = x * (1 + level * rng.uniform(-0.08, 0.08, size=3)) + level * rng.uniform(-8, 8, size=3)
-    x = x + rng.normal(0.0, level * noise_max, size=x.shape)
-    return np.clip(np.round(x), 0, 255).astype(np.uint8)
-
-
 def make_patch_batch(pairs, step: int, cfg: UpsamplerTrainConfig, masker):
-    """-> (inputs (B, 3, p/4, p/4), targets (B, 3, p, p)) in [-1, 1], layouts (B, p, p) long, levels (B,) (all 0
-    without a level input), the crops' full label maps (B, p, p) long. Pure in (seed, step)."""
+    """-> (inputs (B, 3, p/4, p/4), targets (B, 3, p, p)) in [-1, 1], layouts (B, p, p) long, the crops' full label
+    maps (B, p, p) long. Pure in (seed, step)."""
     from .data import photo_to_tensor
 
     unknown = pairs.classset.unknown_id
-    xs, ys, lays, levels, fulls = [], [], [], [], []
+    xs, ys, lays, fulls = [], [], [], []
     for j in range(cfg.batch_size):
         rng = np.random.default_rng([cfg.seed, step, j])
         photo, label = pairs.augmented(int(rng.integers(len(pairs))), rng)
@@ -140,73 +108,12 @@ def make_patch_batch(pairs, step: int, cfg: UpsamplerTrainConfig, masker):
         photo = photo[y0:y0 + cfg.patch, x0:x0 + cfg.patch]
         label = label[y0:y0 + cfg.patch, x0:x0 + cfg.patch]
         small = cv2.resize(photo, (cfg.patch // 4, cfg.patch // 4), interpolation=cv2.INTER_AREA)
-        if cfg.level_input:
-            level = 0.0 if rng.random() < cfg.clean_share else float(rng.uniform(0.0, 1.0))
-            xs.append(degrade_to_level(small, rng, level, cfg.blur_max, cfg.noise_max))
-        elif cfg.clean_inputs and rng.random() < cfg.clean_inputs:  # no draw at 0: older runs' batches unchanged
-            level = 0.0
-            xs.append(small)
-        else:
-            level = 0.0
-            xs.append(degrade(small, rng, cfg.blur_max, cfg.noise_max))
-        levels.append(level)
+        xs.append(degrade(small, rng))
         ys.append(photo)
         fulls.append(label)
-        lays.append(np.full_like(label, unknown) if rng.random() < cfg.layout_drop else masker(label, unknown, rng))
+        lays.append(np.full_like(label, unknown) if rng.random() < LAYOUT_DROP else masker(label, unknown, rng))
     ids = lambda a: torch.from_numpy(np.stack(a)).long()  # noqa: E731
-    return photo_to_tensor(np.stack(xs)), photo_to_tensor(np.stack(ys)), ids(lays), torch.tensor(levels), ids(fulls)
-
-
-class LayoutPatchDiscriminator(nn.Module):
-    """A layout-conditioned PatchGAN on (image, one-hot layout); returns the features of every layer (the last
-    is the real/fake map) for feature matching."""
-
-    def __init__(self, label_channels: int, ch: int = 48, layers: int = 4):
-        super().__init__()
-        sn = nn.utils.spectral_norm
-        blocks, cin = [], 3 + label_channels
-        for i in range(layers):
-            cout = ch * min(2 ** i, 4)
-            blocks.append(nn.Sequential(sn(nn.Conv2d(cin, cout, 4, stride=2 if i < layers - 1 else 1, padding=1)),
-                                        nn.LeakyReLU(0.2, inplace=True)))
-            cin = cout
-        self.blocks = nn.ModuleList(blocks)
-        self.out = sn(nn.Conv2d(cin, 1, 3, padding=1))
-
-    def forward(self, image, layout):
-        feats, h = [], torch.cat([image, layout], 1)
-        for b in self.blocks:
-            h = b(h)
-            feats.append(h)
-        feats.append(self.out(h))
-        return feats
-
-
-class PatchAdversary:
-    """The PatchGAN on (image, one-hot layout): hinge loss, feature matching over its layers."""
-
-    def __init__(self, classset, cfg: UpsamplerTrainConfig):
-        self.disc = LayoutPatchDiscriminator(classset.num_channels)
-        self.classset, self.diffaug = classset, cfg.diffaug
-
-    def _out(self, images, lay_ids, gen_seed):
-        if self.diffaug:
-            images, lay_ids = diff_augment(images, lay_ids, torch.Generator().manual_seed(gen_seed))
-            lay_ids = torch.where(lay_ids == IGNORE, self.classset.unknown_id, lay_ids)
-        return [self.disc(images, one_hot(lay_ids, self.classset.num_channels))]
-
-    def d_loss(self, real, fake, lay_ids, full, seed):
-        return hinge_d(self._out(real, lay_ids, seed), self._out(fake, lay_ids, seed + 1))
-
-    def g_loss(self, real, fake, lay_ids, full, seed):
-        f_fake = self._out(fake, lay_ids, seed)
-        with torch.no_grad():
-            f_real = self._out(real, lay_ids, seed)  # the same augmentation, so the features line up
-        return hinge_g(f_fake), feature_matching(f_real, f_fake)
-
-    def real_score(self, real, lay_ids, full, seed):
-        """The verdict on real crops that R1 differentiates: the sum of the real/fake map."""
-        return self._out(real, lay_ids, seed)[0][-1].float().sum()
+    return photo_to_tensor(np.stack(xs)), photo_to_tensor(np.stack(ys)), ids(lays), ids(fulls)
 
 
 class SegmentationAdversary:
@@ -214,10 +121,10 @@ class SegmentationAdversary:
     full label map), each generated one "fake"; the generator is rewarded where its pixels read as their true
     class. Feature matching over the decoder's activations."""
 
-    def __init__(self, classset, cfg: UpsamplerTrainConfig):
+    def __init__(self, classset, channels: int = DISC_CHANNELS, diffaug: bool = DIFFAUG):
         self.k = classset.num_classes  # real classes 0..K-1; K is "fake"
-        self.disc = SegmentationDiscriminator(self.k, cfg.disc_channels)
-        self.diffaug = cfg.diffaug
+        self.disc = SegmentationDiscriminator(self.k, channels)
+        self.diffaug = diffaug
 
     def _aug(self, images, full, gen_seed):
         full = unlabelled_to_ignore(full, self.k)
@@ -225,42 +132,26 @@ class SegmentationAdversary:
             return images, full
         return diff_augment(images, full, torch.Generator().manual_seed(gen_seed))
 
-    def d_loss(self, real, fake, lay_ids, full, seed):
+    def d_loss(self, real, fake, full, seed):
         x, lab = self._aug(real, full, seed)
         loss_real = balanced_ce(self.disc(x), lab)
         x, lab = self._aug(fake, full, seed + 1)
         fake_target = torch.where(lab == IGNORE, lab, torch.full_like(lab, self.k))
         return loss_real + F.cross_entropy(self.disc(x).float(), fake_target, ignore_index=IGNORE)
 
-    def g_loss(self, real, fake, lay_ids, full, seed):
+    def g_loss(self, real, fake, full, seed):
         x, lab = self._aug(fake, full, seed)
         f_fake = self.disc.features(x)
         with torch.no_grad():
             f_real = self.disc.features(self._aug(real, full, seed)[0])
         return balanced_ce(f_fake[-1], lab), feature_matching([f_real], [f_fake])
 
-    def real_score(self, real, lay_ids, full, seed):
-        """The verdict on real crops that R1 differentiates: the class-balanced cross-entropy summed over pixels
-        (a per-pixel loss, so its gradient is on the scale of a logit map's)."""
-        x, lab = self._aug(real, full, seed)
-        return balanced_ce(self.disc(x), lab) * lab[0].numel()
-
-
-def r1_penalty(adversary, real: torch.Tensor, lay_ids, full, seed: int) -> torch.Tensor:
-    """R1: the mean over the batch of the squared norm of d(verdict on ``real``)/d(pixels)."""
-    real = real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(adversary.real_score(real, lay_ids, full, seed), real, create_graph=True)
-    return grad.float().pow(2).sum(dim=(1, 2, 3)).mean()
-
-
-ADVERSARIES = {"patch": PatchAdversary, "segmentation": SegmentationAdversary}
-
 
 def init_weights(net: UpsamplerNet, folder: str, classset) -> dict:
-    """Start ``net`` from a trained upsampler of the same width and depth. A level or noise input the old network
-    lacked gets zero weights and fine blocks it lacked keep their identity start, so the new network starts out
-    computing exactly what the old one did. Returns what the old folder's record says of its training (the new
-    run's record keeps it as ``started_from``)."""
+    """Start ``net`` from a trained upsampler of the same width and depth. A noise input the old network lacked
+    gets zero weights and fine blocks it lacked keep their identity start, so the new network starts out computing
+    exactly what the old one did. Returns what the old folder's record says of its training (the new run's record
+    keeps it as ``started_from``)."""
     from .checkpoint import load_model_dir
 
     old_cfg, weights = load_model_dir(folder)
@@ -273,12 +164,15 @@ def init_weights(net: UpsamplerNet, folder: str, classset) -> dict:
     if (old.channels, old.blocks) != (net.cfg.channels, net.cfg.blocks):
         raise ValueError(f"--init-from {folder}: {old.channels} channels x {old.blocks} blocks, the run is "
                          f"{net.cfg.channels} x {net.cfg.blocks}: pass --channels and --blocks to match")
-    # the input planes a new option adds come last in each of these convolutions' inputs
-    for key, flag in (("head.weight", "level"), ("mix1.0.weight", "noise"), ("mix2.0.weight", "noise")):
+    if old.level_input:
+        raise ValueError(f"--init-from {folder}: it has a degradation-level input, and the trainer makes networks "
+                         "without one (git history holds the trainer that made them)")
+    # the noise plane comes last in each of these convolutions' inputs
+    for key in ("mix1.0.weight", "mix2.0.weight"):
         w = weights[key]  # (out, in, 3, 3)
         missing = net.state_dict()[key].shape[1] - w.shape[1]
         if missing < 0:
-            raise ValueError(f"--init-from {folder}: it has a {flag} input, pass --{flag}-input")
+            raise ValueError(f"--init-from {folder}: it has a noise input, the network has none")
         weights[key] = torch.cat([w, w.new_zeros(w.shape[0], missing, *w.shape[2:])], 1)
     if old.fine_blocks > net.cfg.fine_blocks:
         raise ValueError(f"--init-from {folder}: it has {old.fine_blocks} fine blocks, pass --fine-blocks "
@@ -291,13 +185,13 @@ def init_weights(net: UpsamplerNet, folder: str, classset) -> dict:
                                       if k in old_record}}
 
 
-def restore_discriminator(disc: nn.Module, folder: str | Path, kind: str) -> str:
-    """Load the discriminator exported beside an upsampler folder into ``disc`` when it is of the same kind and
-    shape: -> "restored", or "fresh" (none there, or another kind)."""
+def restore_discriminator(disc: nn.Module, folder: str | Path) -> str:
+    """Load the discriminator exported beside an upsampler folder into ``disc`` when it is a segmentation
+    discriminator (``DISC_KIND``) of the same shape: -> "restored", or "fresh" (none there, another kind or shape)."""
     from .checkpoint import load_discriminator as load_exported
 
     exported = load_exported(folder)
-    if exported is None or exported[1].get("disc") != kind:
+    if exported is None or exported[1].get("disc") != DISC_KIND:
         return "fresh"
     weights, own = exported[0], disc.state_dict()
     if set(weights) != set(own) or any(weights[k].shape != own[k].shape for k in own):
@@ -308,45 +202,36 @@ def restore_discriminator(disc: nn.Module, folder: str | Path, kind: str) -> str
 
 class UpsamplerTask:
     """The upsampler as a task of the one adversarial loop (``sparsesis.adversarial``): L1 (and low-pass L1) to the
-    real crop, and from ``adv_from`` on the adversary's loss with feature matching (R1 on real crops where set);
-    the EMA generator is what is exported."""
+    real crop, and from ``adv_from`` on the adversary's loss with feature matching; the EMA generator is what is
+    exported."""
 
-    def __init__(self, cfg: UpsamplerTrainConfig, pairs, net: UpsamplerNet, adversary):
+    def __init__(self, cfg: UpsamplerTrainConfig, pairs, net: UpsamplerNet, adversary: SegmentationAdversary):
         self.cfg, self.pairs, self.adversary = cfg, pairs, adversary
         self.generator, self.discriminator = net, adversary.disc
         self.ema_avg = EMA(net, cfg.ema_decay)
         self.batch_size = cfg.batch_size
         mask_cfg = MaskConfig()
         self.masker = lambda labels, unknown, rng: class_wise_random(labels, unknown, rng, mask_cfg)  # noqa: E731
-        self.last_r1 = None  # R1 runs every r1_every steps; each step's log carries the latest value
 
     def state_modules(self) -> dict:
         return {"net": self.generator, "ema": self.ema_avg.model, "disc": self.discriminator}
 
     def batch(self, step: int) -> dict:
-        x, y, lay_ids, levels, full = make_patch_batch(self.pairs, step, self.cfg, self.masker)
+        x, y, lay_ids, full = make_patch_batch(self.pairs, step, self.cfg, self.masker)
         seed = (self.cfg.seed * 1_000_003 + step) * 4
         noise = (torch.randn(y.shape[0], 1, *y.shape[-2:], generator=torch.Generator().manual_seed(seed))
-                 if self.cfg.noise_input else None)
-        return {"x": x, "y": y, "lay_ids": lay_ids, "lay": one_hot(lay_ids, self.pairs.classset.num_channels),
-                "levels": levels, "full": full, "noise": noise, "seed": seed}
+                 if self.generator.cfg.noise_input else None)
+        return {"x": x, "y": y, "lay": one_hot(lay_ids, self.pairs.classset.num_channels), "full": full,
+                "noise": noise, "seed": seed}
 
     def generate(self, b: dict) -> torch.Tensor:
-        return self.generator(b["x"], b["lay"], b["levels"], b["noise"]).float()
+        return self.generator(b["x"], b["lay"], noise=b["noise"]).float()
 
     def d_loss(self, b: dict, fake: torch.Tensor, step: int):
-        cfg = self.cfg
-        if step < cfg.adv_from:
+        if step < self.cfg.adv_from:
             return None, {}
-        d_loss = self.adversary.d_loss(b["y"], fake, b["lay_ids"], b["full"], b["seed"])
-        if cfg.r1_weight and step % cfg.r1_every == 0:
-            r1 = r1_penalty(self.adversary, b["y"], b["lay_ids"], b["full"], b["seed"] + 3)
-            d_loss = d_loss + cfg.r1_weight * cfg.r1_every * r1
-            self.last_r1 = r1.item()
-        logs = {"d": d_loss.item()}
-        if self.last_r1 is not None:
-            logs["r1"] = self.last_r1
-        return d_loss, logs
+        d_loss = self.adversary.d_loss(b["y"], fake, b["full"], b["seed"])
+        return d_loss, {"d": d_loss.item()}
 
     def g_loss(self, b: dict, fake: torch.Tensor, step: int):
         cfg, y = self.cfg, b["y"]
@@ -357,7 +242,7 @@ class UpsamplerTask:
             loss = loss + cfg.lowpass_weight * lowpass
             logs["lowpass"] = lowpass.item()
         if step >= cfg.adv_from:
-            adv, fm = self.adversary.g_loss(y, fake, b["lay_ids"], b["full"], b["seed"] + 2)
+            adv, fm = self.adversary.g_loss(y, fake, b["full"], b["seed"] + 2)
             loss = loss + cfg.adv_weight * adv + cfg.fm_weight * fm
             logs.update(adv=adv.item(), fm=fm.item())
         logs["l1"] = l1.item()
@@ -372,28 +257,14 @@ class UpsamplerTask:
         ema = self.ema_avg.model
         save_model_dir(folder, ema.state_dict(), upsampler_config(ema, self.pairs.classset, record, self.cfg))
         if not snapshot:  # beside the export, the discriminator (fp16): a run started from it goes on against it
-            save_discriminator(folder, self.discriminator, disc=self.cfg.disc)
+            save_discriminator(folder, self.discriminator, disc=DISC_KIND)
 
 
 def check_config(cfg: UpsamplerTrainConfig) -> None:
     """Refuse settings that do not go together, before any work."""
     check_precision(cfg.precision)
-    if not 0.0 <= cfg.clean_inputs <= 1.0 or cfg.warmup < 0 or cfg.d_first < 0:
-        raise ValueError(f"clean_inputs must be in [0, 1], warmup and d_first >= 0, got {cfg.clean_inputs}, "
-                         f"{cfg.warmup} and {cfg.d_first}")
-    if cfg.d_first and cfg.adv_from > 0:
-        raise ValueError("d_first trains the discriminator alone first: it needs the adversarial phase from the "
-                         f"start (--adv-from 0), got adv_from {cfg.adv_from}")
-    if cfg.clean_inputs and cfg.level_input:
-        raise ValueError("clean_inputs is for networks without a level input; with one, clean_share sets that share")
-    if cfg.patch % 8 or cfg.patch > cfg.size:
-        raise ValueError(f"patch must be a multiple of 8 and at most size ({cfg.size}), got {cfg.patch}")
-    if cfg.disc not in ADVERSARIES:
-        raise ValueError(f"disc must be one of {', '.join(ADVERSARIES)}, got {cfg.disc!r}")
-    if cfg.r1_weight < 0 or cfg.r1_every < 1:
-        raise ValueError(f"r1_weight must be >= 0 and r1_every >= 1, got {cfg.r1_weight} and {cfg.r1_every}")
-    if cfg.disc == "segmentation" and cfg.patch % 16:
-        raise ValueError(f"the segmentation discriminator needs a patch that is a multiple of 16, got {cfg.patch}")
+    if cfg.patch % 16 or cfg.patch > cfg.size:  # the segmentation discriminator halves its input four times
+        raise ValueError(f"patch must be a multiple of 16 and at most size ({cfg.size}), got {cfg.patch}")
 
 
 def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
@@ -403,18 +274,18 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> dict:
     pairs = load_split("train", cfg.size, cfg.data, progress=progress)
     classset = pairs.classset
     torch.manual_seed(cfg.seed)
-    net = UpsamplerNet(UpsamplerConfig(classset.num_channels, cfg.channels, cfg.blocks, level_input=cfg.level_input,
-                                       noise_input=cfg.noise_input, fine_blocks=cfg.fine_blocks))
+    net = UpsamplerNet(UpsamplerConfig(classset.num_channels, cfg.channels, cfg.blocks, noise_input=NOISE_INPUT,
+                                       fine_blocks=cfg.fine_blocks))
     fresh = not (run / STATE_FILE).is_file()
     started_from = init_weights(net, cfg.init_from, classset) if cfg.init_from and fresh else None
-    task = UpsamplerTask(cfg, pairs, net, ADVERSARIES[cfg.disc](classset, cfg))
+    task = UpsamplerTask(cfg, pairs, net, SegmentationAdversary(classset))
     record = {"parameters": count_parameters(net)}
     if started_from is not None:  # this run's counts start at 0; the start's own training is kept beside them
-        started_from["discriminator"] = restore_discriminator(task.discriminator, cfg.init_from, cfg.disc)
+        started_from["discriminator"] = restore_discriminator(task.discriminator, cfg.init_from)
         record["started_from"] = started_from
-    schedule = AdversarialSchedule(steps=cfg.steps, lr_g=cfg.lr, lr_d=cfg.lr_d, betas=(0.5, 0.999), warmup=cfg.warmup,
-                                   d_first=cfg.d_first, decay_from=cfg.decay_from, save_every=cfg.save_every,
-                                   snapshot_every=cfg.snapshot_every, precision=cfg.precision, minutes=cfg.minutes)
+    schedule = AdversarialSchedule(steps=cfg.steps, lr_g=cfg.lr, lr_d=cfg.lr_d, betas=(0.5, 0.999),
+                                   save_every=cfg.save_every, snapshot_every=cfg.snapshot_every,
+                                   precision=cfg.precision, minutes=cfg.minutes)
     return train_adversarial(task, schedule, run, record, progress, "train upsampler")
 
 
@@ -422,7 +293,7 @@ def main(argv=None) -> None:
     from .data import DataError
 
     p = config_parser(UpsamplerTrainConfig, "python -m sparsesis.train_upsampler", __doc__, names={"run": "--run-dir"},
-                      choices={"precision": list(PRECISIONS), "disc": list(ADVERSARIES)})
+                      choices={"precision": list(PRECISIONS)})
     cfg = config_from_args(UpsamplerTrainConfig, p.parse_args(argv))
     try:
         print(json.dumps(train_upsampler(cfg), indent=2))

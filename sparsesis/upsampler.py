@@ -7,6 +7,7 @@ residual blocks, two pixel-shuffle stages); the layout enters at every scale, ar
 
     up = Upsampler.from_pretrained("checkpoints/upsampler4x")
     big = up(image64, layout256)      # (64, 64, 3) uint8 + (256, 256) ids -> (256, 256, 3) uint8
+    soft = up.with_settings(detail_scale=0.5)   # the same network, other inference settings
 
 Training: ``sparsesis.train_upsampler``.
 """
@@ -134,6 +135,26 @@ def check_scale(name: str, value) -> float:
     return scale
 
 
+def check_level(value) -> float:
+    """A degradation level as a float, or a clear error: a number from 0 (a clean photo) to 1."""
+    try:
+        level = float(value)
+    except (TypeError, ValueError):
+        level = float("nan")
+    if not 0.0 <= level <= 1.0:
+        raise ValueError(f"level must be between 0 (a clean photo) and 1, got {value!r}")
+    return level
+
+
+def check_rounds(value) -> int:
+    """Rounds of back-projection as an int, or a clear error: a whole number >= 0."""
+    whole = (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+             and np.isfinite(value) and value >= 0 and float(value).is_integer())
+    if not whole:
+        raise ValueError(f"back_projection must be a whole number of rounds >= 0, got {value!r}")
+    return int(value)
+
+
 def bicubic_up(images: np.ndarray, factor: int = 4) -> np.ndarray:
     """The baseline the upsampler is compared with: ``(B, h, w, 3)`` uint8 -> ``(B, 4h, 4w, 3)`` uint8."""
     import cv2
@@ -146,26 +167,65 @@ def bicubic_up(images: np.ndarray, factor: int = 4) -> np.ndarray:
     return out[0] if one else out
 
 
-class Upsampler:
-    """A trained upsampler: ``up(images, layouts)`` -> images 4x larger (uint8)."""
+SETTINGS = ("level", "back_projection", "noise_scale", "detail_scale")  # an Upsampler's inference settings
 
-    def __init__(self, net: UpsamplerNet, classset: ClassSet, config: dict, device="cpu", precision: str = "fp32"):
+
+class Upsampler:
+    """A trained upsampler: ``up(images, layouts, seed)`` -> images 4x larger (uint8).
+
+    Its inference settings (``SETTINGS``: ``level``, ``back_projection``, ``noise_scale``, ``detail_scale``) are
+    read from the model folder's ``defaults`` when it is loaded; ``from_pretrained(..., noise_scale=0)`` loads it
+    with others, and ``up.with_settings(detail_scale=0.5)`` is a copy that shares the network and differs in
+    those named. Both check the values."""
+
+    def __init__(self, net: UpsamplerNet, classset: ClassSet, config: dict, device="cpu", precision: str = "fp32",
+                 **settings):
         precision = resolve_precision(precision, device)
         # channels_last, as the synthesizer runs: oneDNN's bf16 convolutions are ~1.6x faster in it on AMX CPUs
         # (fp32 about the same)
         self.net = net.eval().requires_grad_(False).to(device).to(memory_format=torch.channels_last)
         self.classset, self.config, self.device, self.precision = classset, config, torch.device(device), precision
+        self._settings = self._checked(settings)
+
+    def _checked(self, settings: dict) -> dict:
+        """``settings`` (None or absent: the folder's ``defaults``, else the built-in default) checked -> all four."""
+        unknown = sorted(set(settings) - set(SETTINGS))
+        if unknown:
+            raise TypeError(f"unknown upsampler setting(s) {', '.join(unknown)}; they are {', '.join(SETTINGS)}")
+        folder = self.config.get("defaults", {})
+
+        def value(name: str, absent):
+            return folder.get(name, absent) if settings.get(name) is None else settings[name]
+
+        if self.net.cfg.level_input:
+            level = check_level(value("level", 0.0))
+        elif settings.get("level") is not None:
+            raise ValueError(f"this upsampler has no degradation-level input, got level={settings['level']!r}")
+        else:
+            level = None
+        return {"level": level, "back_projection": check_rounds(value("back_projection", 0)),
+                "noise_scale": check_scale("noise_scale", value("noise_scale", 1.0)),
+                "detail_scale": check_scale("detail_scale", value("detail_scale", 1.0))}
 
     @property
     def scale(self) -> int:
         return self.net.cfg.scale
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "cpu", precision: str = "fp32") -> "Upsampler":
+    def from_pretrained(cls, path: str | Path, device: str = "cpu", precision: str = "fp32", *,
+                        level: float | None = None, back_projection: int | None = None,
+                        noise_scale: float | None = None, detail_scale: float | None = None) -> "Upsampler":
+        """Load an upsampler folder; the settings given (not None) replace the folder's ``defaults``."""
         config, net = load_model(path, UPSAMPLER_KIND, lambda c: UpsamplerNet(UpsamplerConfig(**c["model"])),
                                  "a sparsesis upsampler")
         classset = load_classes(config, path)
-        return cls(net, classset, config, device, precision)
+        return cls(net, classset, config, device, precision, level=level, back_projection=back_projection,
+                   noise_scale=noise_scale, detail_scale=detail_scale)
+
+    def with_settings(self, **settings) -> "Upsampler":
+        """A copy sharing this one's network, with the named ``SETTINGS`` changed (None: the folder's default)."""
+        merged = {**{name: getattr(self, name) for name in SETTINGS}, **settings}
+        return type(self)(self.net, self.classset, self.config, self.device, self.precision, **merged)
 
     def check_compatible(self, classset: ClassSet, source: str = "the generator") -> None:
         """A clear error when this upsampler was trained for other classes than ``source``'s."""
@@ -175,46 +235,39 @@ class Upsampler:
                                   f"({classset.num_classes}); use an upsampler trained for the same classes")
 
     @property
-    def default_level(self) -> float | None:
-        """The degradation level assumed for generated images (the model folder's ``defaults.level``); None for
-        upsamplers without a level input."""
-        if not self.net.cfg.level_input:
-            return None
-        return float(self.config.get("defaults", {}).get("level", 0.0))
+    def level(self) -> float | None:
+        """How degraded the inputs are taken to be, 0 (clean photos) to 1, for a network with a level input (the
+        model folder's ``defaults.level``, 0 when absent, suits its generator's images); None for networks without."""
+        return self._settings["level"]
 
     @property
     def back_projection(self) -> int:
         """Rounds of back-projection after the network (the model folder's ``defaults.back_projection``, 0 when
         absent): each adds the bicubic upscale of what the output's area-downsample misses of the input, so the
         output keeps the input's colours and layout and the network only contributes detail."""
-        return int(self.config.get("defaults", {}).get("back_projection", 0))
+        return self._settings["back_projection"]
 
     @property
     def noise_scale(self) -> float:
         """How strongly the noise planes of a noise-input network are drawn (the model folder's
         ``defaults.noise_scale``, 1 when absent, the training's unit normals): below 1 trades texture variety
         between seeds for fidelity (StyleGAN's truncation trick, here on the noise), 0 is the mean texture and
-        the same picture for every seed."""
-        return check_scale("noise_scale", self.config.get("defaults", {}).get("noise_scale", 1.0))
+        the same picture for every seed. Networks without noise planes ignore it."""
+        return self._settings["noise_scale"]
 
     @property
     def detail_scale(self) -> float:
-        """How much of the detail the network adds to the bicubic picture is kept (the model folder's
-        ``defaults.detail_scale``, 1 when absent): below 1 a softer picture between bicubic (0) and the network's
-        own output (1), above 1 a sharper one."""
-        return check_scale("detail_scale", self.config.get("defaults", {}).get("detail_scale", 1.0))
+        """How much of the detail the network adds to the bicubic picture is kept, before back-projection (the
+        model folder's ``defaults.detail_scale``, 1 when absent): below 1 a softer picture between bicubic (0) and
+        the network's own output (1), above 1 a sharper one."""
+        return self._settings["detail_scale"]
 
     @torch.no_grad()
-    def __call__(self, images: np.ndarray, layouts=None, level: float | None = None, seed: int = 0,
-                 back_projection: int | None = None, noise_scale: float | None = None,
-                 detail_scale: float | None = None) -> np.ndarray:
-        """``(h, w, 3)`` or ``(B, h, w, 3)`` uint8, layouts as ids/colour maps at ``4h`` (None: all unknown).
-        ``level``: how degraded the inputs are, 0 (clean photos) to 1; None takes ``default_level``, which suits
-        a generator's images. Ignored by upsamplers without a level input. ``seed`` draws the fine texture of
-        upsamplers with a noise input (image ``i``: ``seed + i``; the same seed, the same picture); others ignore it. ``back_projection``:
-        rounds after the network (None: the folder's ``defaults.back_projection``). ``noise_scale``: the noise
-        planes' standard deviation (None: the folder's ``defaults.noise_scale``). ``detail_scale``: how much of
-        the network's detail over bicubic is kept, before back-projection (None: ``defaults.detail_scale``)."""
+    def __call__(self, images: np.ndarray, layouts=None, seed: int = 0) -> np.ndarray:
+        """``(h, w, 3)`` or ``(B, h, w, 3)`` uint8, layouts as ids/colour maps at ``4h`` (None: all unknown) ->
+        ``(4h, 4w, 3)`` or ``(B, 4h, 4w, 3)`` uint8, at this upsampler's settings. ``seed`` draws the fine texture
+        of upsamplers with a noise input (image ``i``: ``seed + i``; the same seed, the same picture); others
+        ignore it."""
         from .data import photo_to_tensor, tensor_to_photo
 
         images = np.asarray(images)
@@ -231,22 +284,16 @@ class Upsampler:
             if ids.shape[-2:] != out_size or len(ids) != b:
                 raise LayoutError(f"the upsampler's layout must be {b} map(s) of {out_size[1]}x{out_size[0]} (the "
                                   f"output size), got {ids.shape}")
-        if level is None:
-            level = self.default_level
-        elif not 0.0 <= float(level) <= 1.0:
-            raise ValueError(f"level must be between 0 (a clean photo) and 1, got {level}")
         x = photo_to_tensor(batch).to(self.device).contiguous(memory_format=torch.channels_last)
         lay = one_hot(torch.from_numpy(ids).to(self.device), self.classset.num_channels).contiguous(
             memory_format=torch.channels_last)
-        noise_scale = self.noise_scale if noise_scale is None else check_scale("noise_scale", noise_scale)
-        detail_scale = self.detail_scale if detail_scale is None else check_scale("detail_scale", detail_scale)
         noise = None  # the network reads None as zero noise
-        if self.net.cfg.noise_input and noise_scale > 0:
-            noise = noise_scale * torch.stack([torch.randn((1,) + out_size,
-                                                           generator=torch.Generator().manual_seed(int(seed) + i))
-                                               for i in range(b)]).to(self.device)  # image i: seed + i, any batch
+        if self.net.cfg.noise_input and self.noise_scale > 0:
+            noise = self.noise_scale * torch.stack([torch.randn((1,) + out_size,
+                                                                generator=torch.Generator().manual_seed(int(seed) + i))
+                                                    for i in range(b)]).to(self.device)  # image i: seed + i, any batch
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            y = self.net(x, lay, level, noise, detail_scale)
-        y = back_project(y.float(), x, self.back_projection if back_projection is None else int(back_projection))
+            y = self.net(x, lay, self.level, noise, self.detail_scale)
+        y = back_project(y.float(), x, self.back_projection)
         out = tensor_to_photo(y)
         return out[0] if one else out

@@ -1,11 +1,10 @@
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from sparsesis.classes import LABELMEFACADE, PaletteError
+from sparsesis.classes import LABELMEFACADE
 from sparsesis.data import (DataError, crop_square, load_split, read_label_ids, read_label_rgb, resolve_data_root,
                             split_stems)
 

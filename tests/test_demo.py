@@ -405,7 +405,7 @@ def test_a_crowd_gets_a_picture_or_the_busy_message_in_time_and_the_demo_stays_a
     model_thread = demo.on_model_thread
 
     def slow(fn, *args, **kwargs):
-        time.sleep(0.3)  # two model calls a picture
+        time.sleep(0.6)  # one model call a picture (the pipeline)
         return model_thread(fn, *args, **kwargs)
 
     monkeypatch.setattr(demo, "on_model_thread", slow)

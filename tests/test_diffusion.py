@@ -67,7 +67,6 @@ def test_samplers_deterministic_under_seed():
 
 def test_callback_trajectory_ends_at_returned_image():
     g = torch.Generator().manual_seed(3)
-    x = torch.rand(1, 3, 8, 8, generator=g) * 2 - 1
     steps = []
     out = sample_ddim(lambda z, t: 0.5 * z, torch.randn(1, 3, 8, 8, generator=g), 6, callback=steps.append)
     assert [s.index for s in steps] == list(range(6))

@@ -93,16 +93,16 @@ def test_reference_strength_zero_is_the_reference_and_one_is_plain_generation():
     synth = Synthesizer.from_pretrained(STUDENT, precision="auto")  # as the demo runs
     lay = sketch(synth)
     reference = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    assert np.array_equal(synth(lay, seed=4, init=reference, strength=0.0), reference)
-    assert np.array_equal(synth(lay, seed=4, init=reference, strength=1.0), synth(lay, seed=4))
-    half = synth(lay, seed=4, init=reference, strength=0.5).astype(float)
+    assert np.array_equal(synth.sdedit(lay, reference, 0.0, seed=4), reference)
+    assert np.array_equal(synth.sdedit(lay, reference, 1.0, seed=4), synth(lay, seed=4))
+    half = synth.sdedit(lay, reference, 0.5, seed=4).astype(float)
     plain = synth(lay, seed=4).astype(float)
     # in between: closer to the reference's colours than plain generation is
     assert np.abs(half.mean((0, 1)) - reference.mean((0, 1))).sum() < np.abs(plain.mean((0, 1)) - reference.mean((0, 1))).sum()
     with pytest.raises(ValueError, match="strength"):
-        synth(lay, init=reference, strength=1.5)
+        synth.sdedit(lay, reference, 1.5)
     with pytest.raises(ValueError, match="model's size"):
-        synth(lay, init=reference[:32], strength=0.5)
+        synth.sdedit(lay, reference[:32], 0.5)
 
 
 @pytest.mark.data

@@ -9,10 +9,11 @@ import torch
 
 from conftest import REPO
 from sparsesis import Synthesizer
+from sparsesis.baselines.generator import GanSynthesizer
 from sparsesis.checkpoint import CheckpointError, save_model_dir
 from sparsesis.classes import LABELMEFACADE
 from sparsesis.configs import preset
-from sparsesis.loader import GanSynthesizer, find_models, load
+from sparsesis.loader import find_models, load
 from sparsesis.schema import DEFAULT_GUIDANCE, diffusion_config
 from sparsesis.training import TrainingLoop, config_from_args, config_parser
 from sparsesis.unet import UNet

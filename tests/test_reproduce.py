@@ -1,8 +1,6 @@
 """Every shipped folder carries the recipe that made it, and ``python -m sparsesis.reproduce`` rebuilds it."""
-import dataclasses
 import importlib
 import json
-from pathlib import Path
 
 import pytest
 

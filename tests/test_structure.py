@@ -2,6 +2,7 @@
 functions too), no module reaches into another's private names, and every generator the loader returns
 satisfies the declared interface; a benchmark's result says the command that made it."""
 import ast
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -82,22 +83,71 @@ def test_no_module_uses_another_modules_private_names():
     assert not offenders, offenders
 
 
+def protocol_members(protocol) -> set[str]:
+    """The names a protocol declares: its annotated attributes, properties and methods (``__call__`` included)."""
+    names = set(vars(protocol).get("__annotations__", {}))
+    names |= {n for n, v in vars(protocol).items() if isinstance(v, (property, classmethod)) or callable(v)}
+    return {n for n in names if not n.startswith("_") or n == "__call__"}
+
+
+def takes_what_the_protocol_passes(method, declared) -> None:
+    """``method`` accepts every call the protocol's ``declared`` signature allows: its required arguments by
+    position and each optional one by name (a TypeError otherwise)."""
+    plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = [p for p in inspect.signature(declared).parameters.values()
+              if p.name not in ("self", "cls") and p.kind in plain]
+    required = [p for p in params if p.default is p.empty]
+    inspect.signature(method).bind(*range(len(required)), **{p.name: None for p in params if p not in required})
+
+
 def test_diffusion_and_gan_generators_satisfy_the_interface(toy_root, tmp_path):
     from sparsesis.baselines.train import GanTrainConfig, train_gan
     from sparsesis.interface import Generator
     from sparsesis.loader import load
 
-    diffusion = load(REPO / "checkpoints" / "ours64-student4")
+    members = protocol_members(Generator)
+    assert {"classset", "image_size", "guidance_kind", "cfg_scale_label", "from_pretrained", "__call__", "sdedit",
+            "inpaint", "reroll", "edit", "info"} <= members  # the walk sees what Pipeline and the demo call
+    student = REPO / "checkpoints" / "ours64-student4"
     train_gan(GanTrainConfig(method="spade", run=str(tmp_path / "g"), data=str(toy_root), image_size=32, steps=1,
                              batch_size=2, save_every=1), progress=False)
-    gan = load(tmp_path / "g" / "export")
-    for model, diffusion_kind in ((diffusion, True), (gan, False)):
+    folders = {True: student, False: tmp_path / "g" / "export"}
+    for diffusion_kind, folder in folders.items():
+        model = load(folder)
         assert isinstance(model, Generator)
-        assert model.is_diffusion is diffusion_kind
-        layout = np.full((model.image_size,) * 2, 1)
-        assert model(layout, seed=0).shape == (model.image_size, model.image_size, 3)
+        for name in members:
+            assert hasattr(model, name), (type(model).__name__, name)
+            declared = vars(Generator).get(name)  # None for an annotated attribute
+            if callable(declared) or isinstance(declared, classmethod):
+                takes_what_the_protocol_passes(getattr(model, name), getattr(Generator, name))
+        assert type(type(model).from_pretrained(folder, device="cpu", precision="fp32")) is type(model)
+        assert model.is_diffusion is diffusion_kind and model.default_steps >= 1
+        assert model.classset.num_classes > 0 and isinstance(model.distilled, (dict, type(None)))
+        s = model.image_size
+        layout = np.full((s, s), 1)
+        image = model(layout, seed=0)
+        assert image.shape == (s, s, 3) and model.layout_ids(layout).shape == (1, s, s)
         assert set(model.info()) >= {"parameters", "images_seen", "train_hours"}
-    assert gan.guidance_label is None and diffusion.guidance_label is not None
+        region = np.zeros((s, s), bool)
+        region[: s // 2] = True
+        edited = layout.copy()
+        edited[:4, :4] = 2
+        if diffusion_kind:
+            assert model.guidance_kind in ("autoguidance", "classifier-free") and model.cfg_scale_label >= 1.0
+            assert model.guidance_label is not None
+            np.testing.assert_array_equal(model.sdedit(layout, image, 0.0, seed=0), image)
+            np.testing.assert_array_equal(model.inpaint(layout, image, np.ones((s, s), bool), seed=1), image)
+            again = model.reroll(layout, image, region, seed=1)
+            np.testing.assert_array_equal(again, model.inpaint(layout, image, ~region, seed=1))
+            np.testing.assert_array_equal(again[~region], image[~region])
+            assert model.edit(edited, image, layout, seed=1).shape == image.shape
+        else:  # what a GAN cannot do: a clear one-line error
+            assert model.guidance_label is None and model.guidance_kind is None and model.cfg_scale_label is None
+            for refused in (lambda: model.sdedit(layout, image, 0.5), lambda: model.inpaint(layout, image, ~region),
+                            lambda: model.reroll(layout, image, region), lambda: model.edit(edited, image, layout)):
+                with pytest.raises(ValueError, match="needs a diffusion model") as err:
+                    refused()
+                assert "\n" not in str(err.value)
 
 
 BENCHMARKS = sorted(p for p in (REPO / "benchmarks").glob("*.py") if p.name != "common.py")
