@@ -2,17 +2,18 @@
 core-hours at that rate.
 
     python benchmarks/throughput.py --out results/throughput.json
-    python benchmarks/throughput.py --only ours64 oasis64 --steps 4 --out /tmp/throughput.json
+    python benchmarks/throughput.py --only upsampler4x --out results/throughput.json   # re-measure some, keep the rest
 
 Each training stage of every shipped folder's recipe (``sparsesis.reproduce``) runs as its recipe says (model,
-batch, precision, one thread), twice in fresh run folders: ``--warmup`` steps, then ``--warmup`` + ``--steps``
-steps. The difference of the two processes' CPU time (user + system, ``getrusage``) over the difference of their
-images is the rate: start-up (imports, data, building the model) cancels out, and CPU time, unlike wall-clock,
+batch, precision, one thread) in fresh run folders: ``--warmup`` steps unmeasured (it builds any data cache), then
+``--warmup`` steps and ``--warmup`` + ``--steps`` steps. The difference of the last two processes' CPU time (user +
+system, ``getrusage``) over the difference of their images is the rate: start-up (imports, data, building the model) cancels out, and CPU time, unlike wall-clock,
 counts neither other jobs nor pauses. One thread, so CPU seconds are core-seconds. A stage's core-hours are its
 recipe's budget in images over that rate. Selection stages (scoring snapshots) are not counted. Run it with
 nothing else on the CPU: a busy neighbour still slows the caches and memory a process shares.
 """
 import argparse
+import json
 import os
 import platform
 import resource
@@ -44,7 +45,7 @@ def cpu_info() -> dict:
 def stage_argv(stage: dict, places: dict, steps: int) -> list[str]:
     from sparsesis.reproduce import flags
 
-    args = {**stage["args"], "threads": 1}
+    args = dict(stage["args"])  # one thread: the recipes say so, and OMP_NUM_THREADS=1 below
     module = stage["module"]
     if module == "sparsesis.distill":  # the first stage alone (N -> N/2), ``steps`` iterations
         args.update(iters_per_stage=[steps], final_steps=args.get("teacher_steps", 8) // 2)
@@ -71,12 +72,13 @@ def measure_stage(name: str, stage: dict, data: str, warmup: int, steps: int) ->
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     batch = int(stage["args"].get("batch_size", DEFAULT_BATCH[stage["module"]]))
     seconds = []
-    for n in (warmup, warmup + steps):
+    for n in (warmup, warmup, warmup + steps):  # the first run may build a data cache: it is not counted
         with tempfile.TemporaryDirectory() as tmp:
             places = {"run": tmp, "data": data, "shipped": str(REPO / "checkpoints" / name),
                       **{k: str(REPO / "checkpoints" / k) for k in ("ours64", "ours64/guide", "seg64")}}
             t0 = time.perf_counter()
             seconds.append((cpu_seconds_of(stage_argv(stage, places, n), env), time.perf_counter() - t0))
+    seconds = seconds[1:]
     core_s = seconds[1][0] - seconds[0][0]
     rate = steps * batch / core_s
     budget = stage.get("budget", {})
@@ -110,6 +112,8 @@ def main(argv=None) -> None:
     for name, i, stage in tqdm(todo, desc="throughput", unit="stage"):
         stages[f"{name}:{stage['name']}"] = {"folder": f"checkpoints/{name}", **measure_stage(name, stage, a.data,
                                                                                              a.warmup, a.steps)}
+    if a.out and Path(a.out).is_file() and a.only is not None:  # a partial run adds to (or replaces in) the file
+        stages = {**json.loads(Path(a.out).read_text())["stages"], **stages}
     totals = {}
     for key, s in stages.items():
         folder = key.split(":")[0]
