@@ -44,15 +44,15 @@ import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sparsesis.checkpoint import CheckpointError  # noqa: E402
-from sparsesis.classes import ClassSet, PaletteError  # noqa: E402
+from sparsesis.models.checkpoint import CheckpointError  # noqa: E402
+from sparsesis.data.classes import ClassSet, PaletteError  # noqa: E402
 from sparsesis.editing import layout_from_photo  # noqa: E402
 from sparsesis.interface import Generator  # noqa: E402
-from sparsesis.layouts import LayoutError, canvas_to_ids, resize_ids  # noqa: E402
+from sparsesis.data.layouts import LayoutError, canvas_to_ids, resize_ids  # noqa: E402
 from sparsesis.loader import find_models, load  # noqa: E402
 from sparsesis.pipeline import UPSAMPLER_DIR, Pipeline  # noqa: E402
-from sparsesis.upsampler import Upsampler  # noqa: E402
-from sparsesis.schema import DEFAULT_GUIDANCE  # noqa: E402
+from sparsesis.models.upsampler import Upsampler  # noqa: E402
+from sparsesis.models.schema import DEFAULT_GUIDANCE  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CHECKPOINTS = Path(os.environ.get("SPARSESIS_CHECKPOINTS", HERE / "checkpoints"))
@@ -311,7 +311,7 @@ def load_upsampler(folder: Path | None):
 
 
 def load_segmenter(folder: Path):
-    from sparsesis.segmenter import Segmenter
+    from sparsesis.models.segmenter import Segmenter
 
     try:
         return Segmenter.from_pretrained(folder)
@@ -423,7 +423,7 @@ class Demo:
             except gr.Error as err:
                 self.load_error = str(err)
         if self.classset is None:  # the palette for the canvas; generating will explain what is missing
-            from sparsesis.classes import LABELMEFACADE
+            from sparsesis.data.classes import LABELMEFACADE
 
             self.classset = LABELMEFACADE
         self.examples = sorted(EXAMPLES.glob("*_sketch.png")) if EXAMPLES.is_dir() else []

@@ -37,7 +37,7 @@ def main():
     spec.loader.exec_module(demo)
     from gradio_client import Client, handle_file
 
-    from sparsesis.latency import cpu_description
+    from sparsesis.evaluation.latency import cpu_description
 
     models = demo.discover_models()
     name = a.model or next(iter(models))

@@ -9,12 +9,12 @@ import time
 import numpy as np
 
 import common  # noqa: F401  (the repository on sys.path)
-from sparsesis.masking import class_wise_random, scribbles
+from sparsesis.data.masking import class_wise_random, scribbles
 
 
 def layouts(size, data):
     try:
-        from sparsesis.data import load_split
+        from sparsesis.data.sets import load_split
 
         pairs = load_split("eval", size, data, progress=False)
         return [pairs.centre(i)[1] for i in range(len(pairs))], 9

@@ -15,10 +15,10 @@ import torch
 
 from common import REPO, add_threads, command_line, set_threads, write_result  # noqa: E402  (and the repository on sys.path)
 
-from sparsesis.latency import cpu_description, cpu_flags, median_latency, median_seconds, probe_layout  # noqa: E402
+from sparsesis.evaluation.latency import cpu_description, cpu_flags, median_latency, median_seconds, probe_layout  # noqa: E402
 from sparsesis.loader import load  # noqa: E402
 from sparsesis.precision import native_bf16, resolve_precision  # noqa: E402
-from sparsesis.upsampler import Upsampler  # noqa: E402
+from sparsesis.models.upsampler import Upsampler  # noqa: E402
 
 
 def main(argv=None) -> None:

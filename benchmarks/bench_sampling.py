@@ -8,7 +8,7 @@ import argparse
 
 from common import add_threads, set_threads, write_result  # (and the repository on sys.path)
 from sparsesis import Synthesizer
-from sparsesis.latency import cpu_description, median_latency
+from sparsesis.evaluation.latency import cpu_description, median_latency
 from sparsesis.precision import INFERENCE_PRECISIONS, PRECISION_HELP
 
 

@@ -5,7 +5,7 @@
     python benchmarks/bench_train_step.py --device cuda --batch 16 --out results/train_step_cuda.json
 
 Each preset (and precision) runs in its own subprocess so peak memory (CPU: max RSS; CUDA: max allocated) is its
-own. ``--precision bf16`` times the step under CPU bf16 autocast, as ``python -m sparsesis.train --precision bf16``
+own. ``--precision bf16`` times the step under CPU bf16 autocast, as ``python -m sparsesis.training.train --precision bf16``
 trains (CUDA always runs bf16 autocast). Run it with nothing else on the CPU.
 """
 import argparse
@@ -21,11 +21,11 @@ from common import add_threads, write_result  # (and the repository on sys.path)
 def one(preset: str, batch: int, device: str, steps: int, threads: int, precision: str = "fp32") -> dict:
     import torch
 
-    from sparsesis.classes import LABELMEFACADE, one_hot
-    from sparsesis.configs import preset as get_preset
-    from sparsesis.diffusion import diffusion_loss
-    from sparsesis.training import mixed_precision
-    from sparsesis.unet import UNet, count_parameters
+    from sparsesis.data.classes import LABELMEFACADE, one_hot
+    from sparsesis.models.configs import preset as get_preset
+    from sparsesis.models.diffusion import diffusion_loss
+    from sparsesis.training.loop import mixed_precision
+    from sparsesis.models.unet import UNet, count_parameters
 
     torch.set_num_threads(threads)
     cfg = get_preset(preset, LABELMEFACADE.num_channels)
@@ -89,7 +89,7 @@ def main():
             print(f"preset {name:>4} {row['precision']}: {row['parameters'] / 1e6:6.1f} M params, "
                   f"{row['seconds_per_step']:7.3f} s/step at batch {a.batch} ({row['images_per_s']} img/s), "
                   f"peak {row['peak_memory_gib']} GiB on {a.device}")
-    from sparsesis.latency import cpu_description
+    from sparsesis.evaluation.latency import cpu_description
 
     out = {"machine": cpu_description() if a.device == "cpu" else a.device, "rows": rows}
     write_result(a.out, out)

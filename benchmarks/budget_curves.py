@@ -9,7 +9,7 @@ Ours: each version of ``checkpoints/ours64`` that git history holds (the teacher
 progress), sampled with one fixed sampler (DDIM ``--steps`` at guidance ``--guidance``), plus the shipped student
 at its full budget (teacher plus distillation); a folder's commit whose point ``--out`` already holds is not
 measured again. GANs: ``NAME=FOLDER``, where FOLDER is a generator model folder or a GAN run folder whose
-``snapshots/`` hold one exported generator every ~16,000 images (``python -m sparsesis.baselines.train ...
+``snapshots/`` hold one exported generator every ~16,000 images (``python -m sparsesis.training.train_gan ...
 --snapshot-every 1000``). Protocol: the 100 held-out layouts, class-wise masked with one mask seed, seed 0;
 FD-EffNetL0, KID, and mIoU with ``--segmenter``. ``--split train`` scores the first ``--limit`` training layouts
 against their own photos instead: how a snapshot is chosen without the held-out set
@@ -30,12 +30,12 @@ from pathlib import Path
 # (importing common puts the repository on sys.path)
 from common import add_threads, command_line, set_threads, split_named  # noqa: E402
 
-from sparsesis.checkpoint import save_json_atomic  # noqa: E402
-from sparsesis.data import load_split  # noqa: E402
-from sparsesis.evaluate import evaluate  # noqa: E402
-from sparsesis.generators import ModelGenerator  # noqa: E402
+from sparsesis.models.checkpoint import save_json_atomic  # noqa: E402
+from sparsesis.data.sets import load_split  # noqa: E402
+from sparsesis.evaluation.evaluate import evaluate  # noqa: E402
+from sparsesis.evaluation.generators import ModelGenerator  # noqa: E402
 from sparsesis.loader import load  # noqa: E402
-from sparsesis.provenance import extract_folder, git_versions  # noqa: E402
+from sparsesis.evaluation.provenance import extract_folder, git_versions  # noqa: E402
 
 
 def point_key(method: str, row: dict) -> tuple:
@@ -112,8 +112,8 @@ def main():
     p.add_argument("--out", default="results/budget_curves.json")
     a = p.parse_args()
     set_threads(a.threads)
-    from sparsesis.metrics import feature_network
-    from sparsesis.segmenter import Segmenter
+    from sparsesis.evaluation.metrics import feature_network
+    from sparsesis.models.segmenter import Segmenter
 
     net = feature_network("effnet-lite0")
     seg = Segmenter.from_pretrained(a.segmenter) if a.segmenter else None

@@ -53,8 +53,8 @@ def write_result(path, result: dict, indent: int = 2, models=None) -> None:
     without a ``command`` (or ``commands``) gets the one that ran this process (a ``main(argv)`` called from
     elsewhere puts its own ``command_line(__file__, argv)`` in the result); ``models`` (folders) adds the commit
     and the weights' hashes (``provenance``)."""
-    from sparsesis.checkpoint import save_json_atomic
-    from sparsesis.provenance import provenance
+    from sparsesis.models.checkpoint import save_json_atomic
+    from sparsesis.evaluation.provenance import provenance
 
     if "command" not in result and "commands" not in result:  # (a result made in parts lists its commands)
         result = {**result, "command": command_line(sys.argv[0])}

@@ -25,10 +25,10 @@ import numpy as np
 
 from common import add_threads, command_line, set_threads  # (and the repository on sys.path)
 from sparsesis import Synthesizer
-from sparsesis.checkpoint import save_json_atomic
-from sparsesis.data import load_split
+from sparsesis.models.checkpoint import save_json_atomic
+from sparsesis.data.sets import load_split
 from sparsesis.editing import changed_region
-from sparsesis.inputs import make_input
+from sparsesis.data.inputs import make_input
 
 
 def sobel_energy(image: np.ndarray) -> np.ndarray:
@@ -114,7 +114,7 @@ def keep_rest_rows(synth, pairs, shares, n):
 
 
 def reference_rows(synth, pairs, seg, strengths, n):
-    from sparsesis.segmenter import mean_iou
+    from sparsesis.models.segmenter import mean_iou
 
     photos, fulls = pairs.centre_arrays()
     layouts = np.stack([make_input("random_mask", fulls[i], synth.classset.unknown_id, seed=i) for i in range(n)])
@@ -143,7 +143,7 @@ def main():
     p.add_argument("--reference-out", default="results/reference.json")
     a = p.parse_args()
     set_threads(a.threads)
-    from sparsesis.segmenter import Segmenter
+    from sparsesis.models.segmenter import Segmenter
 
     synth = Synthesizer.from_pretrained(a.model, precision="bf16")
     seg = Segmenter.from_pretrained(a.segmenter)

@@ -9,7 +9,7 @@ its scale built in). Per sampler: FD of each mask seed's 100 images on its own (
 100-image FD is), FD of the first 100, 200, ... images pooled, FD-infinity (Chong & Forsyth 2020: FD is
 linear in 1/N, fitted over random subsets and read off at 1/N = 0), and KID over all images with its
 standard deviation over subsets. The real side is always the 100 held-out photos. Mask seed k uses the
-masks of ``python -m sparsesis.evaluate table --mask-seeds K`` and generation seed 0, so the first 100
+masks of ``python -m sparsesis.evaluation.evaluate table --mask-seeds K`` and generation seed 0, so the first 100
 images are those of ``evaluate distillation`` and all of them those of the table.
 """
 import argparse
@@ -18,12 +18,12 @@ import time
 import numpy as np
 
 from common import add_threads, set_threads  # (and the repository on sys.path)
-from sparsesis.checkpoint import save_json_atomic
-from sparsesis.data import load_split
-from sparsesis.evaluate import generate_all
-from sparsesis.inputs import held_out_inputs
-from sparsesis.generators import ModelGenerator
-from sparsesis.metrics import cached_features, fd_from_features, feature_network, kid
+from sparsesis.models.checkpoint import save_json_atomic
+from sparsesis.data.sets import load_split
+from sparsesis.evaluation.evaluate import generate_all
+from sparsesis.data.inputs import held_out_inputs
+from sparsesis.evaluation.generators import ModelGenerator
+from sparsesis.evaluation.metrics import cached_features, fd_from_features, feature_network, kid
 from sparsesis.synthesizer import Synthesizer
 
 

@@ -27,13 +27,13 @@ from pathlib import Path
 # (importing common puts the repository on sys.path)
 from common import command_line, parse_with_data_threads_out, split_named, write_result
 
-from sparsesis.checkpoint import save_json_atomic  # noqa: E402
-from sparsesis.data import load_split  # noqa: E402
-from sparsesis.evaluate import evaluate  # noqa: E402
-from sparsesis.generators import ModelGenerator  # noqa: E402
-from sparsesis.metrics import feature_network  # noqa: E402
-from sparsesis.provenance import model_folder  # noqa: E402
-from sparsesis.segmenter import Segmenter  # noqa: E402
+from sparsesis.models.checkpoint import save_json_atomic  # noqa: E402
+from sparsesis.data.sets import load_split  # noqa: E402
+from sparsesis.evaluation.evaluate import evaluate  # noqa: E402
+from sparsesis.evaluation.generators import ModelGenerator  # noqa: E402
+from sparsesis.evaluation.metrics import feature_network  # noqa: E402
+from sparsesis.evaluation.provenance import model_folder  # noqa: E402
+from sparsesis.models.segmenter import Segmenter  # noqa: E402
 from sparsesis.synthesizer import Synthesizer  # noqa: E402
 
 

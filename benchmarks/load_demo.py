@@ -231,7 +231,7 @@ def main(argv=None):
     if a.requests < 0 or a.clients < 1 or a.soak_minutes < 0 or a.rate <= 0 or a.sample_every <= 0:
         p.error("--requests >= 0, --clients >= 1, --soak-minutes >= 0, --rate and --sample-every > 0")
     demo = load_demo_module()
-    from sparsesis.latency import cpu_description
+    from sparsesis.evaluation.latency import cpu_description
 
     a.max_queue = demo.MAX_QUEUE if a.max_queue is None else a.max_queue
     a.time_limit = demo.TIME_LIMIT if a.time_limit is None else a.time_limit

@@ -13,13 +13,13 @@ import argparse
 import numpy as np
 from common import command_line, parse_with_data_threads_out, write_result  # (and the repository on sys.path)
 
-from sparsesis.data import load_split  # noqa: E402
-from sparsesis.evaluate import generate_all  # noqa: E402
-from sparsesis.generators import ModelGenerator  # noqa: E402
-from sparsesis.inputs import held_out_inputs  # noqa: E402
+from sparsesis.data.sets import load_split  # noqa: E402
+from sparsesis.evaluation.evaluate import generate_all  # noqa: E402
+from sparsesis.evaluation.generators import ModelGenerator  # noqa: E402
+from sparsesis.data.inputs import held_out_inputs  # noqa: E402
 from sparsesis.loader import load  # noqa: E402
-from sparsesis.metrics import cached_features, feature_network, nearest, pixel_rows  # noqa: E402
-from sparsesis.metrics.nearest import summary  # noqa: E402
+from sparsesis.evaluation.metrics import cached_features, feature_network, nearest, pixel_rows  # noqa: E402
+from sparsesis.data.nearest import summary  # noqa: E402
 
 
 def main(argv=None):

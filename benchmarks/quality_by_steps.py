@@ -4,7 +4,7 @@ r"""Quality of one diffusion checkpoint at several (steps, guidance, precision) 
         4:1.5:bf16 8:1.5:bf16 128:1.5:bf16 [STEPS:GUIDANCE:PRECISION[:SAMPLER] ...]
 
 A probe, not a timing benchmark: it answers questions such as "does the many-step sampler beat 4-step DDIM
-under some guidance scale?" with the protocol of ``python -m sparsesis.evaluate distillation`` (the held-out
+under some guidance scale?" with the protocol of ``python -m sparsesis.evaluation.evaluate distillation`` (the held-out
 layouts under class-wise random masks, mask seed = image index, generation seed 0, one mask seed). GUIDANCE
 ``-`` takes the checkpoint's default. The JSON is rewritten after every setting, so a cut run keeps its rows.
 """
@@ -13,11 +13,11 @@ import time
 
 
 from common import add_threads, set_threads  # (and the repository on sys.path)
-from sparsesis.checkpoint import save_json_atomic
-from sparsesis.data import load_split
-from sparsesis.evaluate import evaluate
-from sparsesis.generators import ModelGenerator
-from sparsesis.metrics import feature_network
+from sparsesis.models.checkpoint import save_json_atomic
+from sparsesis.data.sets import load_split
+from sparsesis.evaluation.evaluate import evaluate
+from sparsesis.evaluation.generators import ModelGenerator
+from sparsesis.evaluation.metrics import feature_network
 from sparsesis.synthesizer import Synthesizer
 
 

@@ -4,7 +4,7 @@ r"""Choose an upsampler snapshot, and the degradation level for generated images
         --folder runs/upsampler4x_level/snapshots/step_004000 ... --levels 0 0.25 0.5 0.75 1 \
         --out results/upsampler_selection.json
 
-The held-out photos stay for ``python -m sparsesis.evaluate upsampler``: a snapshot picked on them would make
+The held-out photos stay for ``python -m sparsesis.evaluation.evaluate upsampler``: a snapshot picked on them would make
 its figures optimistic. Two disjoint draws of 100 training photos (seed 0): the first is upscaled (area-
 downsampled to 64 and upscaled: ``real``; the 4-step student's images for their class-wise-masked layouts,
 upscaled at each level: ``generated``), the second is the reference. The score is the evaluation's patch FD
@@ -22,13 +22,13 @@ import numpy as np
 
 from common import add_threads, command_line, set_threads  # noqa: E402  (and the repository on sys.path)
 
-from sparsesis.checkpoint import save_json_atomic  # noqa: E402
-from sparsesis.data import PairSet, load_split  # noqa: E402
-from sparsesis.evaluate_upsampler import patch_positions, patches, psnr_back, upsampler_inputs  # noqa: E402
+from sparsesis.models.checkpoint import save_json_atomic  # noqa: E402
+from sparsesis.data.sets import PairSet, load_split  # noqa: E402
+from sparsesis.evaluation.evaluate_upsampler import patch_positions, patches, psnr_back, upsampler_inputs  # noqa: E402
 from sparsesis.loader import load  # noqa: E402
-from sparsesis.metrics import fd_from_features, feature_network  # noqa: E402
+from sparsesis.evaluation.metrics import fd_from_features, feature_network  # noqa: E402
 from sparsesis.precision import INFERENCE_PRECISIONS, PRECISION_HELP  # noqa: E402
-from sparsesis.upsampler import Upsampler, bicubic_up  # noqa: E402
+from sparsesis.models.upsampler import Upsampler, bicubic_up  # noqa: E402
 
 
 def subset(pairs: PairSet, idx) -> PairSet:

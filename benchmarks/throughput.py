@@ -4,7 +4,7 @@ core-hours at that rate.
     python benchmarks/throughput.py --out results/throughput.json
     python benchmarks/throughput.py --only upsampler4x --out results/throughput.json   # re-measure some, keep the rest
 
-Each training stage of every shipped folder's recipe (``sparsesis.reproduce``) runs as its recipe says (model,
+Each training stage of every shipped folder's recipe (``sparsesis.training.reproduce``) runs as its recipe says (model,
 batch, precision, one thread) in fresh run folders: ``--warmup`` steps unmeasured (it builds any data cache), then
 ``--warmup`` steps and ``--warmup`` + ``--steps`` steps. The difference of the last two processes' CPU time (user +
 system, ``getrusage``) over the difference of their images is the rate: start-up (imports, data, building the model) cancels out, and CPU time, unlike wall-clock,
@@ -26,10 +26,10 @@ from pathlib import Path
 from common import REPO, write_result  # (and the repository on sys.path)
 
 # how each trainer is told its length, in units of its batch
-STEP_FLAGS = {"sparsesis.train": "steps", "sparsesis.baselines.train": "steps", "sparsesis.train_upsampler": "steps",
-              "sparsesis.segmenter": "steps", "sparsesis.distill": "iters_per_stage"}
-DEFAULT_BATCH = {"sparsesis.train": 16, "sparsesis.baselines.train": 16, "sparsesis.train_upsampler": 16,
-                 "sparsesis.segmenter": 16, "sparsesis.distill": 8}
+STEP_FLAGS = {"sparsesis.training.train": "steps", "sparsesis.training.train_gan": "steps", "sparsesis.training.train_upsampler": "steps",
+              "sparsesis.training.train_segmenter": "steps", "sparsesis.training.distill": "iters_per_stage"}
+DEFAULT_BATCH = {"sparsesis.training.train": 16, "sparsesis.training.train_gan": 16, "sparsesis.training.train_upsampler": 16,
+                 "sparsesis.training.train_segmenter": 16, "sparsesis.training.distill": 8}
 
 
 def cpu_info() -> dict:
@@ -43,11 +43,11 @@ def cpu_info() -> dict:
 
 
 def stage_argv(stage: dict, places: dict, steps: int) -> list[str]:
-    from sparsesis.reproduce import flags
+    from sparsesis.training.reproduce import flags
 
     args = dict(stage["args"])  # one thread: the recipes say so, and OMP_NUM_THREADS=1 below
     module = stage["module"]
-    if module == "sparsesis.distill":  # the first stage alone (N -> N/2), ``steps`` iterations
+    if module == "sparsesis.training.distill":  # the first stage alone (N -> N/2), ``steps`` iterations
         args.update(iters_per_stage=[steps], final_steps=args.get("teacher_steps", 8) // 2)
     else:
         args[STEP_FLAGS[module]] = steps
@@ -92,7 +92,7 @@ def measure_stage(name: str, stage: dict, data: str, warmup: int, steps: int) ->
 
 
 def main(argv=None) -> None:
-    from sparsesis.reproduce import find_recipes
+    from sparsesis.training.reproduce import find_recipes
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=os.environ.get("SPARSESIS_DATA"), help="data folder (default: $SPARSESIS_DATA)")
@@ -102,7 +102,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
     if not a.data or not Path(a.data).is_dir():
-        sys.exit("error: no data folder: pass --data or set SPARSESIS_DATA (python -m sparsesis.download)")
+        sys.exit("error: no data folder: pass --data or set SPARSESIS_DATA (python -m sparsesis.data.download)")
     from tqdm import tqdm
 
     recipes = find_recipes()

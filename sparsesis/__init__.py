@@ -1,5 +1,5 @@
 """sparsesis: semantic image synthesis from sparse layouts with a diffusion model."""
-from .classes import LABELMEFACADE, ClassSet
+from .data.classes import LABELMEFACADE, ClassSet
 from .synthesizer import Synthesizer
 
 __all__ = ["ClassSet", "LABELMEFACADE", "Synthesizer"]

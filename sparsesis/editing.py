@@ -1,7 +1,7 @@
 """Editing helpers around the generator: where a layout changed, and a photo turned into a layout.
 
 The sampling side of editing (keeping a region, starting from a reference) lives in the samplers
-(``sparsesis.diffusion.Known``, ``start``) and is reached through the generator interface
+(``sparsesis.models.diffusion.Known``, ``start``) and is reached through the generator interface
 (``sparsesis.interface.Generator``: ``inpaint``, ``reroll``, ``edit``, ``sdedit``) and ``Pipeline``.
 """
 from __future__ import annotations
@@ -28,9 +28,9 @@ def layout_from_photo(photo: np.ndarray, segmenter, size: int, sketch: bool = Fa
                       strokes: int = 2) -> np.ndarray:
     """A photo -> a layout ``(size, size)`` int64 ids by the project's segmenter (centre square crop, area resize).
 
-    ``sketch=True`` thins it to a few scribble strokes per region (``sparsesis.masking.scribbles``), as a person
+    ``sketch=True`` thins it to a few scribble strokes per region (``sparsesis.data.masking.scribbles``), as a person
     would draw it; the rest becomes UNKNOWN."""
-    from .layouts import centre_square
+    from .data.layouts import centre_square
 
     photo = np.asarray(photo)
     if photo.ndim != 3 or photo.shape[2] not in (3, 4) or photo.dtype != np.uint8:
@@ -39,7 +39,7 @@ def layout_from_photo(photo: np.ndarray, segmenter, size: int, sketch: bool = Fa
     small = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
     ids = segmenter.predict(small[None])[0].astype(np.int64)
     if sketch:
-        from .masking import ScribbleConfig, scribbles
+        from .data.masking import ScribbleConfig, scribbles
 
         ids = scribbles(ids, segmenter.classset.unknown_id, np.random.default_rng(seed),
                         ScribbleConfig(strokes_per_region=(strokes, strokes)))

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .classes import ClassSet
+from .data.classes import ClassSet
 
 
 @runtime_checkable

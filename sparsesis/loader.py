@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .checkpoint import CONFIG_FILE, CheckpointError
+from .models.checkpoint import CONFIG_FILE, CheckpointError
 from .interface import Generator
-from .schema import DIFFUSION_KIND, GAN_KIND, GENERATOR_KINDS
+from .models.schema import DIFFUSION_KIND, GAN_KIND, GENERATOR_KINDS
 from .synthesizer import Synthesizer
 
 

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from .interface import Generator
-from .layouts import LayoutError, centre_square, downsample_ids, is_single, region_at, to_ids
+from .data.layouts import LayoutError, centre_square, downsample_ids, is_single, region_at, to_ids
 from .loader import load
-from .upsampler import Upsampler, bicubic_up
+from .models.upsampler import Upsampler, bicubic_up
 
 UPSAMPLER_DIR = "upsampler4x"  # the upsampler's folder name beside the generators in checkpoints/
 FOOTPRINT = 8  # pixels at the output size that a change at the generator's size can reach through the upsampler

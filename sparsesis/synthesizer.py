@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CONFIG_FILE, CheckpointError, load_classes, load_model
-from .classes import ClassSet, one_hot
-from .data import photo_to_tensor, tensor_to_photo
-from .diffusion import SAMPLERS, Known, Step, cond_uncond, guided, guided_model, q_sample
-from .layouts import is_single, region_at, to_ids
+from .models.checkpoint import CONFIG_FILE, CheckpointError, load_classes, load_model
+from .data.classes import ClassSet, one_hot
+from .data.sets import photo_to_tensor, tensor_to_photo
+from .models.diffusion import SAMPLERS, Known, Step, cond_uncond, guided, guided_model, q_sample
+from .data.layouts import is_single, region_at, to_ids
 from .precision import resolve_precision
-from .schema import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DIFFUSION_KIND
-from .unet import UNet, UNetConfig, count_parameters
+from .models.schema import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DIFFUSION_KIND
+from .models.unet import UNet, UNetConfig, count_parameters
 
 
 @dataclass

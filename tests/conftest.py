@@ -41,7 +41,7 @@ def lmf_root():
     return needs_data()
 
 
-from sparsesis.toydata import FOUR_CLASSES, TOY_COLOURS, make_toy_dataset  # noqa: E402,F401  (the tests' toy data)
+from sparsesis.data.toydata import FOUR_CLASSES, TOY_COLOURS, make_toy_dataset  # noqa: E402,F401  (the tests' toy data)
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def toy_root(tmp_path):
 
 def tiny_teacher(toy_root: Path, folder: Path, steps: int = 2) -> str:
     """A tiny diffusion teacher trained ``steps`` steps on the toy data -> its exported model folder."""
-    from sparsesis.train import TrainConfig, train
+    from sparsesis.training.train import TrainConfig, train
 
     train(TrainConfig(run=str(folder), data=str(toy_root), preset="tiny", image_size=32, batch_size=4, steps=steps,
                       sample_every=10 ** 9, threads=2))

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from sparsesis.ablation import main
+from sparsesis.training.ablation import main
 
 
 @pytest.mark.slow
@@ -21,7 +21,7 @@ def test_ablation_trains_three_variants_and_writes_the_table(toy_root, tmp_path)
             for v in res["variants"]}
     assert cfgs == {"dense": "none", "shared_mask": "shared", "classwise": "classwise"}
     # the picture grid's arrays: the same inputs for every variant, one image per input
-    from sparsesis.ablation import load_samples, samples_path
+    from sparsesis.training.ablation import load_samples, samples_path
 
     samples = load_samples(samples_path(out))
     assert set(samples) == {"random_mask", "scribble", "dense"}

@@ -5,8 +5,9 @@ import torch
 from sparsesis.baselines.oasis import OasisConfig, OasisMethod
 from sparsesis.baselines.sean import SeanConfig, SeanMethod
 from sparsesis.baselines.spade import SpadeConfig, SpadeMethod
-from sparsesis.baselines.train import METHODS, GanTrainConfig, build_method, load_generator, train_gan
-from sparsesis.gan import balanced_ce
+from sparsesis.baselines.models import METHODS, build_method, load_generator
+from sparsesis.training.train_gan import GanTrainConfig, train_gan
+from sparsesis.models.gan import balanced_ce
 
 SMALL = dict(image_size=32, label_channels=5, base_channels=8, disc_channels=8, spade_hidden=8)
 TINY_METHODS = {
@@ -84,8 +85,8 @@ def test_sean_uses_mean_training_codes_at_test_time():
     m.eval()
     a, b = m.generate(lay, [0]), m.generate(lay, [1])
     torch.testing.assert_close(a, b)  # no noise input: the seed does not matter (documented)
-from sparsesis.checkpoint import STATE_FILE, load_tensors
-from sparsesis.classes import one_hot
+from sparsesis.models.checkpoint import STATE_FILE, load_tensors
+from sparsesis.data.classes import one_hot
 
 
 def test_spade_generation_follows_seed():
@@ -125,7 +126,7 @@ def test_gan_snapshots_for_budget_curves(toy_root, tmp_path):
 def test_evaluation_accepts_a_gan_checkpoint(toy_root, tmp_path):
     import json
 
-    from sparsesis.evaluate import main
+    from sparsesis.evaluation.evaluate import main
 
     train_gan(GanTrainConfig(run=str(tmp_path / "g"), data=str(toy_root), image_size=64, batch_size=2, steps=1,
                              threads=2), progress=False)
@@ -164,7 +165,7 @@ def test_gan_training_refuses_an_unknown_precision_before_any_work(tmp_path):
 def test_a_gan_goes_on_from_its_exported_folder_when_the_run_folder_is_gone(toy_root, tmp_path, name):
     """The committed fallback: generator and discriminator (fp16) from the export, step and record carried on,
     the optimizers fresh and the restart on record; a folder without a discriminator restarts a fresh one."""
-    from sparsesis.checkpoint import DISCRIMINATOR_FILE
+    from sparsesis.models.checkpoint import DISCRIMINATOR_FILE
 
     base = dict(method=name, data=str(toy_root), image_size=32, batch_size=2, save_every=1, threads=2)
     train_gan(GanTrainConfig(run=str(tmp_path / "a"), steps=3, **base), progress=False)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from sparsesis.classes import LABELMEFACADE, ClassSet, PaletteError, builtin, one_hot
+from sparsesis.data.classes import LABELMEFACADE, ClassSet, PaletteError, builtin, one_hot
 
 
 def test_labelmefacade_class_set():

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sparsesis.classes import LABELMEFACADE
-from sparsesis.data import (DataError, crop_square, load_split, read_label_ids, read_label_rgb, resolve_data_root,
+from sparsesis.data.classes import LABELMEFACADE
+from sparsesis.data.sets import (DataError, crop_square, load_split, read_label_ids, read_label_rgb, resolve_data_root,
                             split_stems)
 
 
@@ -148,7 +148,7 @@ def test_void_colours_in_a_colour_coded_set_read_as_unknown(toy_root):
 
 
 def test_void_pixels_are_left_out_of_miou():
-    from sparsesis.segmenter import iou_per_class
+    from sparsesis.models.segmenter import iou_per_class
 
     true = np.array([[0, 0, 1, 2]])  # 2 = UNKNOWN for 2 classes
     pred = np.array([[0, 0, 1, 0]])
@@ -157,7 +157,7 @@ def test_void_pixels_are_left_out_of_miou():
 
 def test_training_and_sampling_run_on_a_segnet_layout(segnet_root, tmp_path):
     from sparsesis.synthesizer import Synthesizer
-    from sparsesis.train import TrainConfig, train
+    from sparsesis.training.train import TrainConfig, train
 
     train(TrainConfig(run=str(tmp_path / "run"), data=str(segnet_root), preset="tiny", image_size=32, batch_size=4,
                       steps=2, sample_every=10 ** 9, threads=1))
@@ -169,8 +169,8 @@ def test_training_and_sampling_run_on_a_segnet_layout(segnet_root, tmp_path):
 
 
 def test_the_held_out_photos_that_nearly_copy_a_training_photo_are_the_ones_left_out(lmf_root):
-    from sparsesis.classes import builtin_dict
-    from sparsesis.data import crop_square, excluded, find_photo, near_copies, read_photo, resize_short_side
+    from sparsesis.data.classes import builtin_dict
+    from sparsesis.data.sets import crop_square, excluded, find_photo, near_copies, read_photo, resize_short_side
 
     listed = builtin_dict("labelmefacade")["exclude"]["eval"]
     assert excluded(lmf_root, "eval") == set(listed)

@@ -14,11 +14,11 @@ from conftest import REPO
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from sparsesis.checkpoint import save_model_dir  # noqa: E402
-from sparsesis.classes import LABELMEFACADE  # noqa: E402
-from sparsesis.configs import preset  # noqa: E402
-from sparsesis.schema import diffusion_config as model_config  # noqa: E402
-from sparsesis.unet import UNet  # noqa: E402
+from sparsesis.models.checkpoint import save_model_dir  # noqa: E402
+from sparsesis.data.classes import LABELMEFACADE  # noqa: E402
+from sparsesis.models.configs import preset  # noqa: E402
+from sparsesis.models.schema import diffusion_config as model_config  # noqa: E402
+from sparsesis.models.unet import UNet  # noqa: E402
 
 spec = importlib.util.spec_from_file_location("demo", REPO / "demo.py")
 demo = importlib.util.module_from_spec(spec)
@@ -45,8 +45,8 @@ def tiny_checkpoint(folder: Path) -> Path:
 
 
 def tiny_upsampler(folder: Path) -> Path:
-    from sparsesis.schema import upsampler_config
-    from sparsesis.upsampler import UpsamplerConfig, UpsamplerNet
+    from sparsesis.models.schema import upsampler_config
+    from sparsesis.models.upsampler import UpsamplerConfig, UpsamplerNet
 
     torch.manual_seed(0)
     net = UpsamplerNet(UpsamplerConfig(LABELMEFACADE.num_channels, channels=8, blocks=1))
@@ -649,7 +649,7 @@ def test_browser_draw_generate_256_and_reroll_a_marked_region(server):
 
 def test_palette_and_legend_come_from_the_checkpoint(toy_root, tmp_path):
     """A checkpoint with another class set (4 toy classes) drives the demo's legend and brush colours."""
-    from sparsesis.train import TrainConfig, train
+    from sparsesis.training.train import TrainConfig, train
 
     train(TrainConfig(run=str(tmp_path / "r"), data=str(toy_root), preset="tiny", image_size=32, batch_size=2,
                       steps=1, sample_every=10 ** 9, threads=2))
@@ -664,7 +664,7 @@ def test_palette_and_legend_come_from_the_checkpoint(toy_root, tmp_path):
 @pytest.mark.slow
 def test_gan_baseline_checkpoints_are_offered_and_generate(toy_root, tmp_path):
     """A GAN baseline in checkpoints/ is listed after ours and generates through the same endpoint."""
-    from sparsesis.baselines.train import GanTrainConfig, train_gan
+    from sparsesis.training.train_gan import GanTrainConfig, train_gan
 
     root = tmp_path / "ckpts"
     tiny_checkpoint(root / "ours64")

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from sparsesis.diffusion import (alpha_sigma, diffusion_loss, guided, logsnr_cosine, q_sample, sample_ddim,
+from sparsesis.models.diffusion import (alpha_sigma, diffusion_loss, guided, logsnr_cosine, q_sample, sample_ddim,
                                  sample_ddpm, time_grid, v_from_x, v_target, x_eps_from_v)
 
 
@@ -116,7 +116,7 @@ def test_time_grid_rejects_bad_steps():
 
 
 def test_autoguidance_and_the_guidance_interval_mix_as_defined():
-    from sparsesis.diffusion import autoguided, guidance_interval
+    from sparsesis.models.diffusion import autoguided, guidance_interval
 
     main = lambda z, t: z + 1.0  # noqa: E731
     guide = lambda z, t: z - 1.0  # noqa: E731
@@ -144,7 +144,7 @@ def test_autoguidance_and_the_guidance_interval_mix_as_defined():
 
 
 def test_one_guidance_specification_composes_the_guidances():
-    from sparsesis.diffusion import guided_model
+    from sparsesis.models.diffusion import guided_model
 
     plain = lambda z, t: z + 1.0  # noqa: E731
     pair = lambda z, t: (z + 1.0, z + 0.25)  # noqa: E731  (conditional, unconditional)

@@ -7,9 +7,9 @@ import torch
 from conftest import tiny_teacher
 
 from sparsesis import Synthesizer
-from sparsesis.checkpoint import STATE_FILE, read_metadata
-from sparsesis.diffusion import q_sample, v_from_x
-from sparsesis.distill import (DistillConfig, distill, distill_loss, distillation_target, parse_config,
+from sparsesis.models.checkpoint import STATE_FILE, read_metadata
+from sparsesis.models.diffusion import q_sample, v_from_x
+from sparsesis.training.distill import (DistillConfig, distill, distill_loss, distillation_target, parse_config,
                                stage_iterations, stage_plan, student_dir, student_times)
 
 
@@ -43,7 +43,7 @@ def test_default_config_is_the_shipped_recipe_and_parses():
 
 
 def test_stage_lr_decays_linearly_to_zero():
-    from sparsesis.distill import stage_lr
+    from sparsesis.training.distill import stage_lr
 
     lrs = [stage_lr(1e-4, i, 4) for i in range(4)]
     assert lrs == pytest.approx([1e-4, 7.5e-5, 5e-5, 2.5e-5])
@@ -102,7 +102,7 @@ def test_distill_stages_resume_and_name_checkpoints(toy_root, tmp_path):
     # the budget adds up across stages: 2 iterations of stage 4, then 4 of stage 2, batch 2
     assert s.distilled["stage"]["images"] == 8 and s.distilled["total"]["images"] == 4 + 8
     assert s.distilled["total"]["seconds"] >= s.distilled["stage"]["seconds"] > 0
-    from sparsesis.generators import ModelGenerator
+    from sparsesis.evaluation.generators import ModelGenerator
 
     teacher_images = Synthesizer.from_pretrained(cfg.teacher).config["record"]["images_seen"]
     assert ModelGenerator(s).info()["images_seen"] == teacher_images + 12
@@ -120,7 +120,7 @@ def test_distill_resumes_mid_stage(toy_root, tmp_path):
     base = dict(teacher=str(tmp_path / "teacher" / "export"), run=str(tmp_path / "d"), data=str(toy_root),
                 teacher_steps=4, final_steps=2, batch_size=2, save_every=2, threads=2, guidance=4.0, guide=None,
                 cfg_scale=1.0)
-    import sparsesis.distill as D
+    import sparsesis.training.distill as D
 
     # simulate an interruption: a state file for stage 2 at iteration 2
     orig = D.save_model_dir
@@ -140,7 +140,7 @@ def test_distill_resumes_mid_stage(toy_root, tmp_path):
 
 def test_the_first_stage_distils_the_sampler_asked_for():
     """Classifier-free, autoguided or interval-guided: the target sampler is the one the flags name."""
-    from sparsesis.distill import guided_teacher
+    from sparsesis.training.distill import guided_teacher
 
     class Net(torch.nn.Module):  # v depends on the layout: all UNKNOWN gives a different answer
         def __init__(self, gain):

@@ -6,12 +6,12 @@ import sys
 
 import pytest
 
-from sparsesis.checkpoint import STATE_FILE, read_metadata
+from sparsesis.models.checkpoint import STATE_FILE, read_metadata
 
 
 def torchrun(run, toy_root, steps):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "sparsesis.train", "--run-dir", str(run), "--data", str(toy_root), "--preset", "tiny",
+           "-m", "sparsesis.training.train", "--run-dir", str(run), "--data", str(toy_root), "--preset", "tiny",
            "--image-size", "32", "--batch-size", "4", "--steps", str(steps), "--save-every", "2",
            "--sample-every", "1000000", "--device", "cpu", "--threads", "1"]
     env = dict(os.environ, OMP_NUM_THREADS="1")

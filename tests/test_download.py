@@ -4,7 +4,7 @@ import zipfile
 
 import pytest
 
-from sparsesis import download as dl
+from sparsesis.data import download as dl
 
 
 def make_zip(path, files: dict[str, bytes]):

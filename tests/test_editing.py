@@ -107,9 +107,9 @@ def test_reference_strength_zero_is_the_reference_and_one_is_plain_generation():
 
 @pytest.mark.data
 def test_photo_to_layout_scores_the_segmenters_own_miou(lmf_root):
-    from sparsesis.data import load_split
+    from sparsesis.data.sets import load_split
     from sparsesis.editing import layout_from_photo
-    from sparsesis.segmenter import Segmenter, mean_iou
+    from sparsesis.models.segmenter import Segmenter, mean_iou
 
     seg = Segmenter.from_pretrained(REPO / "checkpoints" / "seg64")
     pairs = load_split("eval", 64, lmf_root, progress=False)

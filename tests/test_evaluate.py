@@ -10,10 +10,10 @@ import pytest
 
 from conftest import REPO, tiny_teacher
 
-from sparsesis.evaluate import main, markdown_table, shard
-from sparsesis.inputs import held_out_inputs
-from sparsesis.inputs import KINDS, make_input
-from sparsesis.data import load_split
+from sparsesis.evaluation.evaluate import main, markdown_table, shard
+from sparsesis.data.inputs import held_out_inputs
+from sparsesis.data.inputs import KINDS, make_input
+from sparsesis.data.sets import load_split
 
 U = 4
 
@@ -89,7 +89,7 @@ def test_two_process_evaluation_matches_one(toy_root, tmp_path):
     main(args + ["--out", str(one)])
     env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        "-m", "sparsesis.evaluate", *args, "--out", str(two)], capture_output=True, text=True,
+                        "-m", "sparsesis.evaluation.evaluate", *args, "--out", str(two)], capture_output=True, text=True,
                        timeout=600, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
@@ -99,7 +99,7 @@ def test_two_process_evaluation_matches_one(toy_root, tmp_path):
 
 @pytest.mark.slow
 def test_table_with_segmenter_reports_miou(toy_root, tmp_path):
-    from sparsesis.segmenter import train_segmenter
+    from sparsesis.training.train_segmenter import train_segmenter
 
     train_segmenter(tmp_path / "seg", toy_root, size=64, steps=30, batch_size=4, lr=3e-3, progress=False)
     out = tmp_path / "eval.json"
@@ -130,7 +130,7 @@ def test_sparsity_command_writes_the_documented_layout(toy_root, tmp_path):
 
 @pytest.mark.slow
 def test_distillation_command_reports_teacher_ddim_and_students(toy_root, tmp_path):
-    from sparsesis.distill import DistillConfig, distill
+    from sparsesis.training.distill import DistillConfig, distill
 
     teacher = tiny_teacher(toy_root, tmp_path / "teacher")
     distill(DistillConfig(teacher=teacher, run=str(tmp_path / "d"), data=str(toy_root), teacher_steps=8,
@@ -170,7 +170,7 @@ def test_distillation_command_reports_teacher_ddim_and_students(toy_root, tmp_pa
 def test_the_teacher_is_measured_at_the_scale_its_students_bake_in():
     from types import SimpleNamespace
 
-    from sparsesis.evaluate import students_guidance
+    from sparsesis.evaluation.evaluate import students_guidance
 
     at = lambda g: SimpleNamespace(baked_guidance=g)  # noqa: E731
     assert students_guidance({4: at(4.0), 2: at(4.0)}, None) == 4.0
@@ -185,7 +185,7 @@ def test_the_teacher_is_measured_at_the_scale_its_students_bake_in():
 def test_the_teacher_is_sampled_as_its_students_were_distilled():
     from types import SimpleNamespace
 
-    from sparsesis.evaluate import students_sampler
+    from sparsesis.evaluation.evaluate import students_sampler
 
     made = lambda guide=None, interval=None: SimpleNamespace(distilled={"guide": guide, "interval": interval})  # noqa: E731
     assert students_sampler({4: made(), 2: made()}) == {"guide": "cfg"}
@@ -199,7 +199,7 @@ def test_the_teacher_is_sampled_as_its_students_were_distilled():
 
 
 def test_an_autoguided_students_teacher_rows_use_their_guide(toy_root, tmp_path):
-    from sparsesis.distill import DistillConfig, distill
+    from sparsesis.training.distill import DistillConfig, distill
 
     teacher = tiny_teacher(toy_root, tmp_path / "teacher")
     # guided by itself, autoguidance is the plain conditional model at every scale (classifier-free guidance is not)
@@ -218,7 +218,7 @@ def test_an_autoguided_students_teacher_rows_use_their_guide(toy_root, tmp_path)
 
 def test_table_takes_the_image_size_from_the_model(toy_root, tmp_path):
     """A 32 px model is evaluated on the held-out split at 32 px (not a hard-coded 64)."""
-    from sparsesis.train import TrainConfig, train
+    from sparsesis.training.train import TrainConfig, train
 
     train(TrainConfig(run=str(tmp_path / "m"), data=str(toy_root), preset="tiny", image_size=32, batch_size=2,
                       steps=1, sample_every=10 ** 9, threads=2))

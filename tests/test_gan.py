@@ -2,7 +2,7 @@
 class-balanced cross-entropy ignores shifted-in pixels, the segmentation discriminator labels every pixel."""
 import torch
 
-from sparsesis.gan import IGNORE, SegmentationDiscriminator, balanced_ce, diff_augment, feature_matching, hinge_d
+from sparsesis.models.gan import IGNORE, SegmentationDiscriminator, balanced_ce, diff_augment, feature_matching, hinge_d
 
 
 def test_diff_augment_moves_labels_with_the_pixels_and_keeps_gradients():

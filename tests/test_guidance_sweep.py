@@ -13,7 +13,7 @@ def sweep_main():
 
 @pytest.mark.slow
 def test_a_student_is_scored_beside_the_teachers_samplers(toy_root, tmp_path):
-    from sparsesis.distill import DistillConfig, distill
+    from sparsesis.training.distill import DistillConfig, distill
 
     teacher = tiny_teacher(toy_root, tmp_path / "teacher")
     distill(DistillConfig(teacher=teacher, run=str(tmp_path / "d"), data=str(toy_root), teacher_steps=4,
@@ -37,7 +37,7 @@ def test_a_student_is_scored_beside_the_teachers_samplers(toy_root, tmp_path):
     assert res2["guides"] == {"self": teacher}  # named by the first part, kept by the second
     assert res2["rows"]["student-s2"]["fd"] == pytest.approx(row["fd"])  # same noise, same layouts
     # with a segmenter, each row also says how closely it follows the layout
-    from sparsesis.segmenter import train_segmenter
+    from sparsesis.training.train_segmenter import train_segmenter
 
     train_segmenter(tmp_path / "seg", toy_root, size=32, steps=2, batch_size=2, progress=False)
     main([*common, "--steps", "2", "--scales", "3", "--only", "cfg_s2_w3", "--segmenter", str(tmp_path / "seg" / "export")])

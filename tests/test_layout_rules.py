@@ -11,8 +11,8 @@ import pytest
 
 from conftest import REPO
 
-TRAINERS = ["sparsesis.train", "sparsesis.distill", "sparsesis.train_upsampler", "sparsesis.onestep",
-            "sparsesis.baselines.train"]
+TRAINERS = ["sparsesis.training.train", "sparsesis.training.distill", "sparsesis.training.train_upsampler", "sparsesis.training.onestep",
+            "sparsesis.training.train_gan"]
 # what every trainer has, being a resumable run on a data folder: not the trainer's own knobs
 SHARED = {"--run-dir", "--data", "--threads", "--precision", "--seed", "--steps", "--minutes", "--save-every",
           "--snapshot-every", "--device", "--num-workers", "--init-from", "--help"}

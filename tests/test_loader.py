@@ -10,13 +10,13 @@ import torch
 from conftest import REPO
 from sparsesis import Synthesizer
 from sparsesis.baselines.generator import GanSynthesizer
-from sparsesis.checkpoint import CheckpointError, save_model_dir
-from sparsesis.classes import LABELMEFACADE
-from sparsesis.configs import preset
+from sparsesis.models.checkpoint import CheckpointError, save_model_dir
+from sparsesis.data.classes import LABELMEFACADE
+from sparsesis.models.configs import preset
 from sparsesis.loader import find_models, load
-from sparsesis.schema import DEFAULT_GUIDANCE, diffusion_config
-from sparsesis.training import TrainingLoop, config_from_args, config_parser
-from sparsesis.unet import UNet
+from sparsesis.models.schema import DEFAULT_GUIDANCE, diffusion_config
+from sparsesis.training.loop import TrainingLoop, config_from_args, config_parser
+from sparsesis.models.unet import UNet
 
 
 def diffusion_folder(folder, **extra):
@@ -27,7 +27,7 @@ def diffusion_folder(folder, **extra):
 
 def gan_folder(folder):
     from sparsesis.baselines.models import build_method
-    from sparsesis.schema import gan_config
+    from sparsesis.models.schema import gan_config
 
     torch.manual_seed(0)
     m = build_method("spade", LABELMEFACADE, 32, {"base_channels": 8, "disc_channels": 8, "z_dim": 16, "spade_hidden": 8})
@@ -93,7 +93,7 @@ def test_inference_code_imports_no_training_module():
     import subprocess
     import sys
 
-    code = ("import sys, sparsesis.loader, sparsesis.baselines.models, sparsesis.evaluate, sparsesis.upsampler; "
+    code = ("import sys, sparsesis.loader, sparsesis.baselines.models, sparsesis.evaluation.evaluate, sparsesis.models.upsampler; "
             "bad = [m for m in sys.modules if m.startswith('sparsesis') and "
             "m.split('.')[-1] in ('train', 'distill', 'training', 'train_upsampler')]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
@@ -139,8 +139,8 @@ def test_training_loop_stops_at_total_deadline_or_signal():
 
 
 def test_training_state_round_trips_and_reads_the_earlier_layout(tmp_path):
-    from sparsesis.checkpoint import flatten_optimizer, save_tensors_atomic
-    from sparsesis.training import load_state, save_state
+    from sparsesis.models.checkpoint import flatten_optimizer, save_tensors_atomic
+    from sparsesis.training.loop import load_state, save_state
 
     torch.manual_seed(0)
     net = torch.nn.Linear(3, 2)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sparsesis.masking import (MaskConfig, ScribbleConfig, class_wise_random, hidden_share_per_class, keep_share,
+from sparsesis.data.masking import (MaskConfig, ScribbleConfig, class_wise_random, hidden_share_per_class, keep_share,
                                labelled_share, scribbles, shared_random)
 
 U = 9

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from sparsesis.metrics import cached_features, fd_from_features, frechet_distance, gaussian_stats, kid, paired_psnr
-from sparsesis.metrics.features import FeatureNetworkError, InceptionTorchScript
+from sparsesis.evaluation.metrics import cached_features, fd_from_features, frechet_distance, gaussian_stats, kid, paired_psnr
+from sparsesis.evaluation.metrics.features import FeatureNetworkError, InceptionTorchScript
 
 
 def test_fd_identical_sets_is_zero():
@@ -56,7 +56,7 @@ def test_inception_missing_weights_says_what_to_do(monkeypatch):
 
 
 def test_effnet_features_offline_and_deterministic():
-    from sparsesis.metrics import EffNetLite0
+    from sparsesis.evaluation.metrics import EffNetLite0
 
     net = EffNetLite0()
     rng = np.random.default_rng(0)
@@ -99,7 +99,7 @@ def test_cached_features_written_once_atomically_then_read_back(tmp_path):
 
 
 def test_nearest_finds_an_exact_or_mirrored_copy_and_its_index():
-    from sparsesis.metrics import nearest, pixel_rows
+    from sparsesis.evaluation.metrics import nearest, pixel_rows
 
     rng = np.random.default_rng(0)
     train = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)

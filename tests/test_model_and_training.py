@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from sparsesis import Synthesizer
-from sparsesis.checkpoint import (CheckpointError, load_model_dir, load_tensors, save_model_dir, save_npz_atomic,
+from sparsesis.models.checkpoint import (CheckpointError, load_model_dir, load_tensors, save_model_dir, save_npz_atomic,
                                   save_tensors_atomic)
-from sparsesis.classes import one_hot
-from sparsesis.configs import preset
-from sparsesis.diffusion import diffusion_loss
-from sparsesis.layouts import LayoutError
-from sparsesis.train import TrainConfig, learning_rate, parse_args, train
-from sparsesis.unet import UNet
+from sparsesis.data.classes import one_hot
+from sparsesis.models.configs import preset
+from sparsesis.models.diffusion import diffusion_loss
+from sparsesis.data.layouts import LayoutError
+from sparsesis.training.train import TrainConfig, learning_rate, parse_args, train
+from sparsesis.models.unet import UNet
 
 TINY = preset("tiny", label_channels=5)
 
@@ -254,10 +254,10 @@ def test_the_synthesizer_distillation_and_training_grids_guide_alike():
     """Guidance is composed in one place (``diffusion.guided_model``): for the same network, layouts and inputs, the
     Synthesizer's model function equals the distillation's target sampler, and both equal the training grids' under
     classifier-free guidance; likewise autoguidance with classifier-free guidance on top within an interval."""
-    from sparsesis.classes import LABELMEFACADE as classes
-    from sparsesis.distill import guided_teacher
-    from sparsesis.schema import DEFAULT_GUIDANCE
-    from sparsesis.train import grid_model_fn
+    from sparsesis.data.classes import LABELMEFACADE as classes
+    from sparsesis.training.distill import guided_teacher
+    from sparsesis.models.schema import DEFAULT_GUIDANCE
+    from sparsesis.training.train import grid_model_fn
 
     def network(seed):
         torch.manual_seed(seed)

@@ -1,4 +1,4 @@
-"""The one-step generator's adversarial tuning (``sparsesis.onestep``) on the toy data."""
+"""The one-step generator's adversarial tuning (``sparsesis.training.onestep``) on the toy data."""
 import json
 from pathlib import Path
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from conftest import tiny_teacher
-from sparsesis.checkpoint import STATE_FILE, load_tensors
-from sparsesis.onestep import OneStepConfig, OneStepTask, train_onestep
+from sparsesis.models.checkpoint import STATE_FILE, load_tensors
+from sparsesis.training.onestep import OneStepConfig, OneStepTask, train_onestep
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(toy_root, teacher, t
 
 
 def test_the_adversarial_term_waits_then_rises(toy_root, teacher, tmp_path):
-    from sparsesis.data import load_split
+    from sparsesis.data.sets import load_split
 
     task = OneStepTask(config(toy_root, teacher, tmp_path / "r", adv_from=10, adv_ramp=4, adv_weight=0.2),
                        load_split("train", 32, toy_root, progress=False))
@@ -59,7 +59,7 @@ def test_the_adversarial_term_waits_then_rises(toy_root, teacher, tmp_path):
 
 
 def test_unlabelled_pixels_teach_the_discriminator_nothing():
-    from sparsesis.gan import IGNORE, unlabelled_to_ignore
+    from sparsesis.models.gan import IGNORE, unlabelled_to_ignore
 
     ids = torch.tensor([[0, 3, 1, 3]])
     assert unlabelled_to_ignore(ids, 3).tolist() == [[0, IGNORE, 1, IGNORE]]

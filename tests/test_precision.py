@@ -5,10 +5,10 @@ import warnings
 import pytest
 import torch
 
-from sparsesis.classes import LABELMEFACADE
+from sparsesis.data.classes import LABELMEFACADE
 from sparsesis.precision import native_bf16, resolve_precision
-from sparsesis.training import mixed_precision
-from sparsesis.upsampler import Upsampler, UpsamplerConfig, UpsamplerNet
+from sparsesis.training.loop import mixed_precision
+from sparsesis.models.upsampler import Upsampler, UpsamplerConfig, UpsamplerNet
 
 
 @pytest.fixture(params=[False, True], ids=["avx2-only", "native-bf16"])
@@ -79,7 +79,7 @@ model name\t: another name
 @pytest.mark.parametrize("extra, tail", [("avx512_bf16 amx_bf16 amx_tile", "AVX-512 BF16, AMX"),
                                          ("avx512_bf16", "AVX-512 BF16, no AMX"), ("", "no AVX-512 BF16, no AMX")])
 def test_the_cpu_a_timing_came_from_is_named_with_its_bf16_support(tmp_path, extra, tail):
-    from sparsesis.latency import cpu_description, cpu_flags
+    from sparsesis.evaluation.latency import cpu_description, cpu_flags
 
     info = tmp_path / "cpuinfo"
     info.write_text(CPUINFO.format(extra=extra))
@@ -91,7 +91,7 @@ def test_the_cpu_a_timing_came_from_is_named_with_its_bf16_support(tmp_path, ext
 
 
 def test_without_cpuinfo_the_platform_still_names_the_cpu(tmp_path):
-    from sparsesis.latency import cpu_description
+    from sparsesis.evaluation.latency import cpu_description
 
     text = cpu_description(tmp_path / "missing")
     assert "cores" in text and "BF16" not in text and not text.startswith(",")

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from conftest import REPO
-from sparsesis import report
+from sparsesis.evaluation import report
 
 README = (REPO / "README.md").read_text()
 RESULTS = report.load_all(REPO / "results")
@@ -21,7 +21,7 @@ def test_the_readme_table_is_the_rendered_one():
     start = part.find(report.CAPTION_START)
     assert start >= 0, "the Results section has lost Table 1's caption"
     assert part[start:start + len(table)] == table, (
-        "README.md's Table 1 differs from `python -m sparsesis.report readme`: " + "; ".join(
+        "README.md's Table 1 differs from `python -m sparsesis.evaluation.report readme`: " + "; ".join(
             report.table_problems(part, table)))
 
 

@@ -1,19 +1,19 @@
-"""Every shipped folder carries the recipe that made it, and ``python -m sparsesis.reproduce`` rebuilds it."""
+"""Every shipped folder carries the recipe that made it, and ``python -m sparsesis.training.reproduce`` rebuilds it."""
 import importlib
 import json
 
 import pytest
 
-from sparsesis.reproduce import CHECKPOINTS, RecipeError, find_recipes, flags, main, order
+from sparsesis.training.reproduce import CHECKPOINTS, RecipeError, find_recipes, flags, main, order
 
 # what a recipe may set differently from its trainer's defaults: where it runs, on which data and machine, and
 # the length of a stage that stops a longer training early (the teacher's guide)
 RUN_SPECIFIC = {"run_dir", "data", "threads", "precision", "minutes", "method", "steps", "init_from", "seed",
                 "save_every", "snapshot_every", "sample_every"}
-CONFIGS = {"sparsesis.train": ("sparsesis.train", "TrainConfig"), "sparsesis.distill": ("sparsesis.distill", "DistillConfig"),
-           "sparsesis.train_upsampler": ("sparsesis.train_upsampler", "UpsamplerTrainConfig"),
-           "sparsesis.baselines.train": ("sparsesis.baselines.train", "GanTrainConfig"),
-           "sparsesis.onestep": ("sparsesis.onestep", "OneStepConfig")}
+CONFIGS = {"sparsesis.training.train": ("sparsesis.training.train", "TrainConfig"), "sparsesis.training.distill": ("sparsesis.training.distill", "DistillConfig"),
+           "sparsesis.training.train_upsampler": ("sparsesis.training.train_upsampler", "UpsamplerTrainConfig"),
+           "sparsesis.training.train_gan": ("sparsesis.training.train_gan", "GanTrainConfig"),
+           "sparsesis.training.onestep": ("sparsesis.training.onestep", "OneStepConfig")}
 
 
 def shipped_folders() -> set[str]:
@@ -77,7 +77,7 @@ def test_an_unknown_name_gets_one_line(capsys):
 
 @pytest.mark.slow
 def test_every_chain_builds_at_toy_size_and_loads(tmp_path):
-    from sparsesis.reproduce import smoke
+    from sparsesis.training.reproduce import smoke
 
     built = smoke(find_recipes(), tmp_path, log=lambda *_: None)
     assert set(built) == shipped_folders()

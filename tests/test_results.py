@@ -9,7 +9,7 @@ from functools import lru_cache
 import pytest
 
 from conftest import REPO
-from sparsesis.provenance import GIT_SPEC, ProvenanceError, model_folder
+from sparsesis.evaluation.provenance import GIT_SPEC, ProvenanceError, model_folder
 
 RESULTS = REPO / "results"
 HISTORY = RESULTS / "history"

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from sparsesis.classes import ClassSet
-from sparsesis.data import photo_to_tensor
-from sparsesis.segmenter import SegmenterConfig, SegNet, Segmenter, iou_per_class, mean_iou, train_segmenter
+from sparsesis.data.classes import ClassSet
+from sparsesis.data.sets import photo_to_tensor
+from sparsesis.models.segmenter import SegmenterConfig, SegNet, Segmenter, iou_per_class, mean_iou
+from sparsesis.training.train_segmenter import train_segmenter
 
 
 def test_iou_closed_form():
@@ -47,7 +48,7 @@ def test_segmenter_predicts_at_its_training_size():
 def test_segmenter_learns_the_toy_set(toy_root, tmp_path):
     rec = train_segmenter(tmp_path / "seg", toy_root, size=32, steps=60, batch_size=8, lr=3e-3, progress=False)
     seg = Segmenter.from_pretrained(tmp_path / "seg" / "export")
-    from sparsesis.data import load_split
+    from sparsesis.data.sets import load_split
 
     photos, ids = load_split("train", 32, toy_root, progress=False).centre_arrays()
     score = seg.score(photos, ids)
@@ -63,7 +64,7 @@ def test_segmenter_learns_the_toy_set(toy_root, tmp_path):
     # the command line scores a model folder and writes the JSON; a missing folder is a one-line error
     import json
 
-    from sparsesis.segmenter import main
+    from sparsesis.training.train_segmenter import main
 
     out = tmp_path / "seg.json"
     main(["--evaluate", "--model", str(tmp_path / "seg" / "export"), "--data", str(toy_root), "--size", "32",

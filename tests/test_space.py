@@ -43,8 +43,8 @@ def test_every_file_the_app_loads_is_in_place():
     import demo as _  # noqa: F401  (the app module imports with what requirements.txt installs)
     from sparsesis.loader import find_models, load
     from sparsesis.pipeline import UPSAMPLER_DIR
-    from sparsesis.segmenter import Segmenter
-    from sparsesis.upsampler import Upsampler
+    from sparsesis.models.segmenter import Segmenter
+    from sparsesis.models.upsampler import Upsampler
 
     ckpt = REPO / "checkpoints"
     models = find_models(ckpt)

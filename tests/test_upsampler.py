@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from conftest import FOUR_CLASSES, REPO, benchmark_module, tiny_teacher
-from sparsesis.checkpoint import CheckpointError, save_model_dir
-from sparsesis.classes import LABELMEFACADE, ClassSet
+from sparsesis.models.checkpoint import CheckpointError, save_model_dir
+from sparsesis.data.classes import LABELMEFACADE, ClassSet
 from sparsesis.editing import changed_region
 from sparsesis.pipeline import Pipeline
-from sparsesis.schema import DEFAULT_UPSAMPLER_LEVEL, upsampler_config
-from sparsesis.train_upsampler import (SegmentationAdversary, UpsamplerTrainConfig, init_weights, restore_discriminator,
+from sparsesis.models.schema import DEFAULT_UPSAMPLER_LEVEL, upsampler_config
+from sparsesis.training.train_upsampler import (SegmentationAdversary, UpsamplerTrainConfig, init_weights, restore_discriminator,
                                        train_upsampler)
-from sparsesis.adversarial import lr_scale
-from sparsesis.upsampler import Upsampler, UpsamplerConfig, UpsamplerNet, area_down, back_project
+from sparsesis.training.adversarial import lr_scale
+from sparsesis.models.upsampler import Upsampler, UpsamplerConfig, UpsamplerNet, area_down, back_project
 
 SHIPPED = REPO / "checkpoints" / "upsampler4x"
 
@@ -51,7 +51,7 @@ def test_missing_or_mismatched_checkpoints_get_clear_errors(tmp_path):
     (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match="do not fit"):
         Upsampler.from_pretrained(folder)
-    from sparsesis.classes import ClassSet
+    from sparsesis.data.classes import ClassSet
 
     other = ClassSet("two", ("a", "b"), ((1, 2, 3), (4, 5, 6)))
     with pytest.raises(CheckpointError, match="class set"):
@@ -190,7 +190,7 @@ def test_settings_that_do_not_go_together_are_refused_before_any_work(toy_root, 
 
 
 def test_the_flags_of_experiments_that_did_not_ship_are_refused(capsys):
-    from sparsesis.train_upsampler import main
+    from sparsesis.training.train_upsampler import main
 
     for flags in (["--disc", "patch"], ["--level-input"], ["--r1-weight", "1"], ["--no-diffaug"]):
         with pytest.raises(SystemExit):
@@ -199,7 +199,7 @@ def test_the_flags_of_experiments_that_did_not_ship_are_refused(capsys):
 
 
 def test_an_exported_discriminator_is_restored_only_when_it_is_a_segmentation_one(tmp_path):
-    from sparsesis.checkpoint import save_discriminator
+    from sparsesis.models.checkpoint import save_discriminator
 
     torch.manual_seed(0)
     exported = SegmentationAdversary(LABELMEFACADE, channels=4).disc
@@ -216,7 +216,7 @@ def test_an_exported_discriminator_is_restored_only_when_it_is_a_segmentation_on
 
 @pytest.mark.slow
 def test_training_in_bf16_continues_an_upsampler_and_resumes_exactly(toy_root, tmp_path):
-    from sparsesis.data import dataset_info
+    from sparsesis.data.sets import dataset_info
 
     old = tiny(tmp_path / "old", dataset_info(toy_root)[0])
     base = dict(data=str(toy_root), size=32, patch=16, channels=8, blocks=1, batch_size=2, adv_from=1, save_every=1,
@@ -340,7 +340,7 @@ def test_the_noise_scale_trades_texture_per_seed_for_the_mean_texture(tmp_path):
 def test_the_detail_scale_goes_from_bicubic_through_the_network_to_more_detail(tmp_path):
     import torch.nn.functional as F
 
-    from sparsesis.data import photo_to_tensor, tensor_to_photo
+    from sparsesis.data.sets import photo_to_tensor, tensor_to_photo
 
     folder = tiny(tmp_path / "u")
     up = Upsampler.from_pretrained(folder)
@@ -463,7 +463,7 @@ def test_texture_figure_end_to_end_on_toy_photos_and_an_example_sketch(toy_root,
 
 @pytest.mark.slow
 def test_the_upsampler_evaluation_scores_both_inputs_against_bicubic_with_the_folders_defaults(toy_root, tmp_path):
-    from sparsesis.evaluate import main
+    from sparsesis.evaluation.evaluate import main
 
     generator = tiny_teacher(toy_root, tmp_path / "g")
     folder = tiny(tmp_path / "u", ClassSet.from_dict(FOUR_CLASSES), noise_input=True)
@@ -489,7 +489,7 @@ def test_the_upsampler_evaluation_scores_both_inputs_against_bicubic_with_the_fo
 
 @pytest.mark.slow
 def test_the_selection_keeps_every_score_it_made_when_a_later_folder_fails(toy_root, tmp_path):
-    from sparsesis.train import TrainConfig, train
+    from sparsesis.training.train import TrainConfig, train
 
     train(TrainConfig(run=str(tmp_path / "g"), data=str(toy_root), preset="tiny", image_size=64, batch_size=2,
                       steps=1, sample_every=10 ** 9, threads=2))
@@ -516,7 +516,7 @@ def test_the_selection_keeps_every_score_it_made_when_a_later_folder_fails(toy_r
     assert [r["noise_scale"] for r in rows] == [0.0, 1.0] and rows[0]["real"] != rows[1]["real"]
     assert "noise_scale" not in json.loads(out.read_text())["rows"][0]  # no noise planes, no noise scale
     # only a scored row ships, with the settings it was scored at as the folder's defaults
-    from sparsesis import ship_upsampler as ship
+    from sparsesis.training import ship_upsampler as ship
     shipped = tmp_path / "shipped"
     ship.main(["--selection", str(out), "--folder", str(noisy), "--noise-scale", "0", "--out", str(shipped)])
     up = Upsampler.from_pretrained(shipped)

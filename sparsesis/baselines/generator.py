@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import one_hot
-from ..layouts import is_single, to_ids
+from ..data.classes import one_hot
+from ..data.layouts import is_single, to_ids
 
 NO_REFERENCE = "a reference image (SDEdit) needs a diffusion model: a GAN has no noise level to start from"
 NO_REGION = "keeping a region (reroll, edit, inpaint) needs a diffusion model: a GAN has no sampler to hold it in"
@@ -57,7 +57,7 @@ class GanSynthesizer:
     def __call__(self, layout, steps=None, seed: int = 0, guidance=None, return_trajectory: bool = False, **_):
         import torch
 
-        from ..data import tensor_to_photo
+        from ..data.sets import tensor_to_photo
 
         if guidance is not None:
             raise ValueError("a GAN generator has no guidance scale; pass guidance=None")
@@ -81,7 +81,7 @@ class GanSynthesizer:
         raise ValueError(NO_REGION)
 
     def info(self) -> dict:
-        from ..unet import count_parameters
+        from ..models.unet import count_parameters
 
         rec = self.config.get("record", {})
         info = {"parameters": rec.get("parameters_g") or count_parameters(self.method.generator),

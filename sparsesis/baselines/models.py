@@ -1,9 +1,9 @@
 """The GAN baselines by name, and their generators rebuilt from a model folder (no training code here)."""
 from __future__ import annotations
 
-from ..checkpoint import load_model
-from ..classes import ClassSet
-from ..schema import GAN_KIND
+from ..models.checkpoint import load_model
+from ..data.classes import ClassSet
+from ..models.schema import GAN_KIND
 from .oasis import OasisConfig, OasisMethod
 from .sean import SeanConfig, SeanMethod
 from .spade import SpadeConfig, SpadeMethod

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..gan import SegmentationDiscriminator, balanced_ce, unlabelled_to_ignore
+from ..models.gan import SegmentationDiscriminator, balanced_ce, unlabelled_to_ignore
 from .spade import SpadeResBlock
 
 

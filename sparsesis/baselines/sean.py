@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
-from ..gan import feature_matching, hinge_d, hinge_g
+from ..models.gan import feature_matching, hinge_d, hinge_g
 from .spade import MultiscaleDiscriminator
 
 

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..checkpoint import CONFIG_FILE, MODEL_FILE, CheckpointError, copy_model_dir
+from ..models.checkpoint import CONFIG_FILE, MODEL_FILE, CheckpointError, copy_model_dir
 
 
 def best_row(selection: dict, method: str, run_dir: str | Path) -> dict:

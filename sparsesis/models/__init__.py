@@ -1,0 +1,1 @@
+"""The networks (UNet, upsampler, segmenter, discriminators), the samplers and model folders."""

@@ -1,0 +1,1 @@
+"""Every trainer, the one adversarial loop, and the recipes that rebuild the shipped models."""
