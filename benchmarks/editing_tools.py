@@ -28,12 +28,8 @@ from sparsesis import Synthesizer
 from sparsesis.models.checkpoint import save_json_atomic
 from sparsesis.data.sets import load_split
 from sparsesis.editing import changed_region
+from sparsesis.evaluation.metrics import sobel_energy
 from sparsesis.data.inputs import make_input
-
-
-def sobel_energy(image: np.ndarray) -> np.ndarray:
-    g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    return np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))
 
 
 def border_ring(region: np.ndarray) -> np.ndarray:

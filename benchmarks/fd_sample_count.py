@@ -23,7 +23,7 @@ from sparsesis.data.sets import load_split
 from sparsesis.evaluation.evaluate import generate_all
 from sparsesis.data.inputs import held_out_inputs
 from sparsesis.evaluation.generators import ModelGenerator
-from sparsesis.evaluation.metrics import cached_features, fd_from_features, feature_network, kid
+from sparsesis.evaluation.metrics import cached_features, fd_from_features, fd_infinity, feature_network, kid
 from sparsesis.synthesizer import Synthesizer
 
 
@@ -36,16 +36,6 @@ def parse_spec(spec: str) -> tuple[str, int, float | None]:
         return folder, int(steps), None
     except ValueError:
         raise SystemExit(f"spec {spec!r}: expected CHECKPOINT:STEPS[:GUIDANCE], e.g. checkpoints/ours64:4:2.5")
-
-
-def fd_infinity(feats: np.ndarray, real: np.ndarray, rng: np.random.Generator, repeats: int = 5) -> float:
-    xs, ys = [], []
-    for n in np.linspace(100, len(feats), 6).astype(int):
-        for _ in range(repeats):
-            xs.append(1.0 / n)
-            ys.append(fd_from_features(feats[rng.choice(len(feats), n, replace=False)], real))
-    _slope, intercept = np.polyfit(xs, ys, 1)
-    return float(intercept)
 
 
 def main():

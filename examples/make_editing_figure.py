@@ -16,7 +16,7 @@ import numpy as np
 
 from sparsesis.editing import layout_from_photo
 from sparsesis.pipeline import Pipeline
-from sparsesis.segmenter import Segmenter
+from sparsesis.models.segmenter import Segmenter
 
 HERE = Path(__file__).resolve().parent
 

@@ -103,9 +103,9 @@ def main(argv=None):
     p.add_argument("--out", default=str(HERE / "texture.jpg"))
     a = p.parse_args(argv)
 
-    from sparsesis.data import load_split
+    from sparsesis.data.sets import load_split
     from sparsesis.pipeline import Pipeline
-    from sparsesis.upsampler import Upsampler, bicubic_up
+    from sparsesis.models.upsampler import Upsampler, bicubic_up
 
     named = parse_named(a.upsampler or [f"shipped={HERE.parent / 'checkpoints' / 'upsampler4x'}"])
     ups = [(n, Upsampler.from_pretrained(f)) for n, f in named]

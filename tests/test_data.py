@@ -11,7 +11,7 @@ from sparsesis.data.sets import (DataError, crop_square, load_split, read_label_
 
 def test_missing_folder_gives_download_hint(tmp_path, monkeypatch):
     monkeypatch.delenv("SPARSESIS_DATA", raising=False)
-    with pytest.raises(DataError, match=r"(?s)SPARSESIS_DATA.*sparsesis\.download"):
+    with pytest.raises(DataError, match=r"(?s)SPARSESIS_DATA.*sparsesis\.data\.download"):
         resolve_data_root(None)
     with pytest.raises(DataError, match="does not exist"):
         resolve_data_root(tmp_path / "nowhere")

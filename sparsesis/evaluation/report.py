@@ -239,13 +239,16 @@ FIGURES = (
     Figure(r"the teacher's FD is ([\d.]+) / ([\d.]+) against the best GAN's \(OASIS\) ([\d.]+) / ([\d.]+)",
            "equal_budget.json, eval.json",
            lambda r: fds(r, *TEACHER_150K) + fds(r, "eval.json", "oasis")),
-    Figure(r"at OASIS's core-hours \(([\d.]+) vs ([\d.]+)\) ([\d.]+) / ([\d.]+)", "equal_budget_121872.json, throughput.json",
+    Figure(r"below OASIS's core-hours \(([\d.]+) vs ([\d.]+)\) ([\d.]+) / ([\d.]+)", "equal_budget_121872.json, throughput.json",
            lambda r: (hours_of(r, *TEACHER_120K), hours_of(r, "eval.json", "oasis", run=True), *fds(r, *TEACHER_120K))),
-    Figure(r"at SPADE's and SEAN's \(([\d.]+) vs ([\d.]+) and ([\d.]+)\) ([\d.]+) / ([\d.]+) "
-           r"against ([\d.]+)-([\d.]+)", "equal_budget_48240.json, eval.json, throughput.json",
+    Figure(r"below SPADE's and SEAN's \(([\d.]+) vs ([\d.]+) and ([\d.]+)\) ([\d.]+) / ([\d.]+) "
+           r"against (\d+\.\d)-(\d+\.\d)", "equal_budget_48240.json, eval.json, throughput.json",
            lambda r: (hours_of(r, *TEACHER_48K), *(hours_of(r, "eval.json", g, run=True) for g in ("spade", "sean")),
                       *fds(r, *TEACHER_48K), min(fds(r, "eval.json", "spade") + fds(r, "eval.json", "sean")),
                       max(fds(r, "eval.json", "spade") + fds(r, "eval.json", "sean")))),
+    Figure(r"except below OASIS's core-hours on masked layouts \(([\d.]+) vs ([\d.]+)\)", "equal_budget_121872.json",
+           lambda r: (get(r, TEACHER_120K[0], "methods", TEACHER_120K[1], "random_mask", "kid"),
+                      get(r, "eval.json", "methods", "oasis", "random_mask", "kid"))),
     Figure(r"2-step student: ([\d.]+) against the 8-step teacher's ([\d.]+)", "distillation_t400k.json",
            lambda r: (get(r, "distillation_t400k.json", "students", "2", "fd"),
                       get(r, "distillation_t400k.json", "teacher", "fd"))),
@@ -338,24 +341,42 @@ def table_problems(text: str, table: str) -> list[str]:
 # The comparisons behind the Results section's verdict: (ours, the GAN), each (file, method key).
 EQUAL_BUDGET = ((TEACHER_150K, ("eval.json", "oasis")), (TEACHER_120K, ("eval.json", "oasis")),
                 (TEACHER_48K, ("eval.json", "spade")), (TEACHER_48K, ("eval.json", "sean")))
-VERDICT = r"At an equal budget ours leads under both input kinds\**, in FD and KID by more than both spreads"
+VERDICT = r"At an equal budget ours leads under both input kinds\**, in FD by more than both spreads and in KID"
 
 
 def verdict_problems(results: dict[str, dict]) -> list[str]:
-    """Where the verdict fails: ours not ahead in FD and in KID by more than both spreads; and
-    OASIS not the GAN with the lowest FD (the sentence calls it the best GAN)."""
+    """Where the verdict fails: ours not ahead in FD by more than both spreads, or not lower in KID; and OASIS not
+    the GAN with the lowest FD (the sentence calls it the best GAN). Which KID leads exceed both spreads the
+    sentence says itself, and ``kid_exceptions`` checks that."""
     problems = []
     for (ours_file, ours), (gan_file, gan) in EQUAL_BUDGET:
         for kind, _ in KINDS:
             a, b = results[ours_file]["methods"][ours][kind], results[gan_file]["methods"][gan][kind]
-            if not (leads(measure(a, "fd"), measure(b, "fd")) and leads(measure(a, "kid"), measure(b, "kid"))):
-                problems.append(f"the verdict does not hold for {ours} against {gan} on {kind}: FD {a['fd']} vs "
-                                f"{b['fd']}, KID {fmt('kid', measure(a, 'kid'))} vs {fmt('kid', measure(b, 'kid'))}")
+            if not (leads(measure(a, "fd"), measure(b, "fd")) and a["kid"] < b["kid"]):
+                problems.append(f"the verdict does not hold for {ours} against {gan} on {kind}: FD "
+                                f"{fmt('fd', measure(a, 'fd'))} vs {fmt('fd', measure(b, 'fd'))}, KID {a['kid']} vs {b['kid']}")
+    if kid_exceptions(results) != list(KID_EXCEPTIONS):
+        problems.append(f"the KID leads within a spread are {kid_exceptions(results)}, the README names "
+                        f"{list(KID_EXCEPTIONS)}: update the sentence and KID_EXCEPTIONS")
     for kind, _ in KINDS:
         best_gan = min(GANS, key=lambda g: fd_of(results, "eval.json", g, kind))
         if best_gan != "oasis":
             problems.append(f"the best GAN on {kind} is {best_gan}, not OASIS")
     return problems
+
+
+KID_EXCEPTIONS = ("ours-teacher-121872 against oasis on random_mask",)  # as the README's verdict names them
+
+
+def kid_exceptions(results: dict[str, dict]) -> list[str]:
+    """The equal-budget comparisons whose KID lead is within a spread: "<teacher> against <gan> on <kind>"."""
+    out = []
+    for (ours_file, ours), (gan_file, gan) in EQUAL_BUDGET:
+        for kind, _ in KINDS:
+            a, b = results[ours_file]["methods"][ours][kind], results[gan_file]["methods"][gan][kind]
+            if not leads(measure(a, "kid"), measure(b, "kid")):
+                out.append(f"{ours} against {gan} on {kind}")
+    return out
 
 
 def spaced(pattern: str) -> str:

@@ -6,6 +6,7 @@ same layouts and seeds (and the same for plain DDIM at the student's step count,
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -19,3 +20,10 @@ def paired_psnr(images: np.ndarray, reference: np.ndarray) -> float:
         raise ValueError("no images to compare")
     mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean()
     return float("inf") if mse == 0 else float(10.0 * np.log10(255.0 ** 2 / mse))
+
+
+def sobel_energy(image: np.ndarray) -> np.ndarray:
+    """The gradient magnitude (3x3 Sobel) of an RGB uint8 image's grey levels: where a seam would show."""
+    g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))
+
